@@ -1,0 +1,70 @@
+//! `qtask`: generate, store, train and collect many model-training tasks.
+
+mod cmd;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// qtask: Qlib-compatible task management (generate, pool, train, collect).
+#[derive(Debug, Parser)]
+#[command(name = "qtask", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate tasks from a template (rolling windows, horizons, parameter grids).
+    Gen(cmd::generate::GenArgs),
+    /// Benchmarks (figures quoted in the README come from these).
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
+}
+
+/// An error that carries its own exit code (e.g. `wait --timeout` exits 3).
+#[derive(Debug)]
+pub struct ExitWith(pub u8, pub String);
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+
+impl std::error::Error for ExitWith {}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line: clap's first line already says what and where.
+            let rendered = e.render().to_string();
+            let line = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("error: bad arguments");
+            eprintln!("{line}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Gen(args) => cmd::generate::run(args),
+        Command::Bench(cmd) => cmd::bench::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = e.downcast_ref::<ExitWith>().map_or(1, |x| x.0);
+            eprintln!("error: {}", output::one_line(&e));
+            ExitCode::from(code)
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Reading task templates from YAML or JSON files.
+//!
+//! A file holds one task (a map), a list of tasks, or a whole Qlib workflow config (a map with
+//! a `task:` key, whose `qlib_init.provider_uri` names the data folder).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::{CoreError, Result};
+
+/// The tasks of a template file and the provider folder it names, if any.
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// The task templates, in file order.
+    pub tasks: Vec<Value>,
+    /// `qlib_init.provider_uri` of a workflow config (`~` expanded).
+    pub provider_uri: Option<PathBuf>,
+}
+
+/// Parses a YAML or JSON document (by extension: `.json` is JSON, anything else YAML, which
+/// also reads JSON). Errors name the file, line and column.
+pub fn parse_document(text: &str, path: &Path) -> Result<Value> {
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    if is_json {
+        return serde_json::from_str(text).map_err(|e| CoreError::Parse {
+            path: path.to_path_buf(),
+            line: e.line() as u64,
+            column: e.column() as u64,
+            message: strip_location(&e.to_string()),
+        });
+    }
+    serde_saphyr::from_str::<Value>(text).map_err(|e| {
+        let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+        CoreError::Parse {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: first_line(&strip_location(&e.to_string())),
+        }
+    })
+}
+
+fn strip_location(msg: &str) -> String {
+    // Both parsers append their own "at line L column C"; we print it in front instead.
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+fn first_line(msg: &str) -> String {
+    msg.lines().next().unwrap_or_default().trim().to_string()
+}
+
+/// Reads a template file.
+pub fn load_template(path: &Path) -> Result<Template> {
+    let text = std::fs::read_to_string(path).map_err(|source| CoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let doc = parse_document(&text, path)?;
+    template_from_value(doc, path)
+}
+
+/// Interprets a parsed document as a template (see the module docs).
+pub fn template_from_value(doc: Value, path: &Path) -> Result<Template> {
+    let where_ = path.display();
+    let (tasks_value, provider_uri) = match doc {
+        Value::Object(mut map) if map.contains_key("task") => {
+            let provider = map
+                .get("qlib_init")
+                .and_then(|q| q.get("provider_uri"))
+                .and_then(provider_from_value);
+            (map.remove("task").expect("checked"), provider)
+        }
+        other => (other, None),
+    };
+    let tasks = match tasks_value {
+        Value::Array(items) => items,
+        Value::Object(_) => vec![tasks_value],
+        Value::Null => {
+            return Err(CoreError::Template(format!(
+                "{where_}: the template is empty"
+            )));
+        }
+        other => {
+            return Err(CoreError::Template(format!(
+                "{where_}: a template must be a task (map), a list of tasks, or a workflow config \
+                 with a `task:` key; found {}",
+                kind(&other)
+            )));
+        }
+    };
+    if tasks.is_empty() {
+        return Err(CoreError::Template(format!(
+            "{where_}: the list of tasks is empty"
+        )));
+    }
+    if let Some((i, t)) = tasks.iter().enumerate().find(|(_, t)| !t.is_object()) {
+        return Err(CoreError::Template(format!(
+            "{where_}: task {} is {}, not a map",
+            i + 1,
+            kind(t)
+        )));
+    }
+    Ok(Template {
+        tasks,
+        provider_uri,
+    })
+}
+
+fn provider_from_value(v: &Value) -> Option<PathBuf> {
+    let s = match v {
+        Value::String(s) => s.as_str(),
+        // Qlib also accepts {freq: uri}; daily data is what tasks use.
+        Value::Object(m) => m.get("day").and_then(Value::as_str)?,
+        _ => return None,
+    };
+    Some(expand_home(s))
+}
+
+/// Expands a leading `~/` with `$HOME`.
+pub fn expand_home(s: &str) -> PathBuf {
+    match (s.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(s),
+    }
+}
+
+/// Chooses the provider folder: the flag, else the template's `provider_uri`, else
+/// `QTASK_PROVIDER_URI`, else `~/.qlib/qlib_data/cn_data` (Qlib's default).
+pub fn resolve_provider_uri(flag: Option<&Path>, template: Option<&Path>) -> PathBuf {
+    if let Some(p) = flag.or(template) {
+        return p.to_path_buf();
+    }
+    match std::env::var("QTASK_PROVIDER_URI") {
+        Ok(p) if !p.is_empty() => expand_home(&p),
+        _ => expand_home("~/.qlib/qlib_data/cn_data"),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(text: &str, name: &str) -> Result<Template> {
+        let p = Path::new(name);
+        template_from_value(parse_document(text, p)?, p)
+    }
+
+    #[test]
+    fn yaml_workflow_config_with_anchors_and_dates() {
+        let yaml = r#"
+qlib_init:
+    provider_uri: "/data/cn"
+    region: cn
+market: &market csi300
+data_handler_config: &dhc
+    start_time: 2008-01-01
+    end_time: null
+    instruments: *market
+task:
+    model:
+        class: LGBModel
+        kwargs: {loss: mse, learning_rate: 0.2}
+    dataset:
+        class: DatasetH
+        kwargs:
+            handler:
+                class: Alpha158
+                kwargs:
+                    <<: *dhc
+                    fit_start_time: 2008-01-01
+            segments:
+                train: [2008-01-01, 2014-12-31]
+                test: [2017-01-01, null]
+"#;
+        let t = parse(yaml, "w.yaml").unwrap();
+        assert_eq!(t.provider_uri, Some(PathBuf::from("/data/cn")));
+        assert_eq!(t.tasks.len(), 1);
+        let task = &t.tasks[0];
+        let h = &task["dataset"]["kwargs"]["handler"]["kwargs"];
+        assert_eq!(h["start_time"], json!("2008-01-01"));
+        assert_eq!(h["end_time"], json!(null));
+        assert_eq!(h["instruments"], json!("csi300"));
+        assert_eq!(h["fit_start_time"], json!("2008-01-01"));
+        assert_eq!(
+            task["dataset"]["kwargs"]["segments"]["test"],
+            json!(["2017-01-01", null])
+        );
+        assert_eq!(task["model"]["kwargs"]["learning_rate"], json!(0.2));
+    }
+
+    #[test]
+    fn single_task_and_list() {
+        assert_eq!(parse(r#"{"model": {}}"#, "t.json").unwrap().tasks.len(), 1);
+        assert_eq!(
+            parse("- {a: 1}\n- {a: 2}\n", "t.yaml").unwrap().tasks.len(),
+            2
+        );
+        let err = parse("- 1\n", "t.yaml").unwrap_err().to_string();
+        assert_eq!(err, "t.yaml: task 1 is a number, not a map");
+        assert!(parse("[]", "t.json").is_err());
+        assert!(parse("", "t.yaml").is_err());
+    }
+
+    #[test]
+    fn malformed_yaml_names_line_and_column() {
+        let err = parse("model:\n  class: [LGB\n  x: 1\n", "bad.yaml").unwrap_err();
+        match &err {
+            CoreError::Parse {
+                path, line, column, ..
+            } => {
+                assert_eq!(path, Path::new("bad.yaml"));
+                assert!(*line >= 2 && *column >= 1, "{err}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(err.to_string().starts_with("bad.yaml:"), "{err}");
+    }
+
+    #[test]
+    fn malformed_json_names_line_and_column() {
+        let err = parse("{\n \"a\": 1,,\n}", "bad.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("bad.json:2:"), "{err}");
+    }
+}
