@@ -109,7 +109,7 @@ impl RollStep {
     }
 
     /// Index of the first trading day of the window after the one starting at `start`
-    /// (may be `n`, past the calendar).
+    /// (`n` or more: past the calendar).
     fn next_start(&self, ta: &TimeAdjuster, start: i64) -> i64 {
         match *self {
             RollStep::Days(step) => start + step,
@@ -117,7 +117,14 @@ impl RollStep {
                 let days = ta.calendar().days();
                 let here = Self::period_of(n, unit, days[start as usize]);
                 let rest = &days[start as usize..];
-                start + rest.partition_point(|d| Self::period_of(n, unit, *d) <= here) as i64
+                let len = rest.partition_point(|d| Self::period_of(n, unit, *d) <= here);
+                if len == rest.len() {
+                    // The period runs past the calendar: its end is unknown, so the window end
+                    // must come out open (index n), like a day step that passes the calendar.
+                    ta.n() + 1
+                } else {
+                    start + len as i64
+                }
             }
         }
     }
