@@ -1,0 +1,95 @@
+//! The baseline for `qtask bench pool`: the store's raw rate for a one-row update and commit,
+//! measured on a side table with the same connection settings the pool uses.
+
+use std::path::Path;
+
+use crate::error::{PoolError, Result};
+use crate::store_url::StoreUrl;
+
+enum Conn {
+    Sqlite(rusqlite::Connection),
+    Postgres(postgres::Client),
+}
+
+/// One connection that increments its own row of `qtask_bench_raw`.
+pub struct RawWriter {
+    conn: Conn,
+    slot: i64,
+}
+
+fn sqlite(path: &Path) -> Result<rusqlite::Connection> {
+    let mut conn = rusqlite::Connection::open(path)?;
+    crate::sqlite::configure(&mut conn)?;
+    Ok(conn)
+}
+
+impl RawWriter {
+    /// Creates the side table with rows `0..slots` (call once, before the writers start).
+    pub fn prepare(url: &str, slots: usize) -> Result<()> {
+        let slots = slots as i64;
+        match StoreUrl::parse(url)? {
+            StoreUrl::Sqlite(path) => {
+                let conn = sqlite(&path)?;
+                conn.execute_batch(
+                    "CREATE TABLE IF NOT EXISTS qtask_bench_raw (slot INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
+                )?;
+                for s in 0..slots {
+                    conn.execute(
+                        "INSERT OR IGNORE INTO qtask_bench_raw (slot, n) VALUES (?1, 0)",
+                        [s],
+                    )?;
+                }
+            }
+            StoreUrl::Postgres(u) => {
+                let mut c = postgres::Client::connect(&u, postgres::NoTls)?;
+                c.batch_execute(
+                    "CREATE TABLE IF NOT EXISTS qtask_bench_raw (slot bigint PRIMARY KEY, n bigint NOT NULL)",
+                )?;
+                for s in 0..slots {
+                    c.execute(
+                        "INSERT INTO qtask_bench_raw (slot, n) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+                        &[&s],
+                    )?;
+                }
+            }
+            StoreUrl::Mongo(_) => return Err(unsupported()),
+        }
+        Ok(())
+    }
+
+    /// Connects as writer `slot`.
+    pub fn open(url: &str, slot: usize) -> Result<Self> {
+        let conn = match StoreUrl::parse(url)? {
+            StoreUrl::Sqlite(path) => Conn::Sqlite(sqlite(&path)?),
+            StoreUrl::Postgres(u) => {
+                Conn::Postgres(postgres::Client::connect(&u, postgres::NoTls)?)
+            }
+            StoreUrl::Mongo(_) => return Err(unsupported()),
+        };
+        Ok(RawWriter {
+            conn,
+            slot: slot as i64,
+        })
+    }
+
+    /// One single-row update in its own transaction.
+    pub fn write_once(&mut self) -> Result<()> {
+        match &mut self.conn {
+            Conn::Sqlite(c) => {
+                c.prepare_cached("UPDATE qtask_bench_raw SET n = n + 1 WHERE slot = ?1")?
+                    .execute([self.slot])?;
+            }
+            Conn::Postgres(c) => {
+                c.execute(
+                    "UPDATE qtask_bench_raw SET n = n + 1 WHERE slot = $1",
+                    &[&self.slot],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn unsupported() -> PoolError {
+    PoolError::Invalid("the raw-rate baseline supports SQLite and PostgreSQL stores".into())
+}
