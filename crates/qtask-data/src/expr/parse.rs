@@ -1,0 +1,469 @@
+//! Qlib's expression syntax: `$field`, numbers, `+ - * /`, comparisons, `&`, `|`, unary minus
+//! and named operators such as `Mean($close, 5)`. Precedence follows Python, which Qlib
+//! evaluates expressions with: comparisons bind loosest, then `|`, `&`, `+ -`, `* /`.
+
+use super::ast::{BinaryOp, Expr, PairRollOp, RollOp, UnaryOp, Window};
+use crate::error::{DataError, Result};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Num(f64),
+    Field(String),
+    Ident(String),
+    LParen,
+    RParen,
+    Comma,
+    Op(&'static str),
+    Eof,
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    toks: Vec<(Tok, usize)>,
+    at: usize,
+}
+
+/// Parses one expression; errors name the character position of the problem.
+pub fn parse(src: &str) -> Result<Expr> {
+    let toks = lex(src)?;
+    let mut p = Parser { src, toks, at: 0 };
+    let e = p.comparison()?;
+    match p.peek() {
+        Tok::Eof => Ok(e),
+        t => Err(p.err(p.pos(), format!("unexpected {}", describe(&t)))),
+    }
+}
+
+fn describe(t: &Tok) -> String {
+    match t {
+        Tok::Num(n) => format!("number {n}"),
+        Tok::Field(f) => format!("field ${f}"),
+        Tok::Ident(i) => format!("name `{i}`"),
+        Tok::LParen => "`(`".into(),
+        Tok::RParen => "`)`".into(),
+        Tok::Comma => "`,`".into(),
+        Tok::Op(o) => format!("`{o}`"),
+        Tok::Eof => "end of expression".into(),
+    }
+}
+
+fn lex(src: &str) -> Result<Vec<(Tok, usize)>> {
+    let chars: Vec<char> = src.chars().collect();
+    let err = |pos: usize, msg: String| DataError::Parse {
+        expr: src.to_string(),
+        pos,
+        msg,
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let start = i;
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
+        {
+            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+                i += 1;
+            }
+            if i < chars.len() && (chars[i] == 'e' || chars[i] == 'E') {
+                let mut j = i + 1;
+                if j < chars.len() && (chars[j] == '+' || chars[j] == '-') {
+                    j += 1;
+                }
+                if j < chars.len() && chars[j].is_ascii_digit() {
+                    i = j;
+                    while i < chars.len() && chars[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                }
+            }
+            let text: String = chars[start..i].iter().collect();
+            let v: f64 = text
+                .parse()
+                .map_err(|_| err(start, format!("bad number `{text}`")))?;
+            out.push((Tok::Num(v), start));
+            continue;
+        }
+        if c == '$' {
+            i += 1;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            if i == start + 1 {
+                return Err(err(start, "`$` must be followed by a field name".into()));
+            }
+            out.push((Tok::Field(chars[start + 1..i].iter().collect()), start));
+            continue;
+        }
+        if c.is_ascii_alphabetic() || c == '_' {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            out.push((Tok::Ident(chars[start..i].iter().collect()), start));
+            continue;
+        }
+        let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+        let op: Option<(&'static str, usize)> = match two.as_str() {
+            ">=" => Some((">=", 2)),
+            "<=" => Some(("<=", 2)),
+            "==" => Some(("==", 2)),
+            "!=" => Some(("!=", 2)),
+            _ => match c {
+                '+' => Some(("+", 1)),
+                '-' => Some(("-", 1)),
+                '*' => Some(("*", 1)),
+                '/' => Some(("/", 1)),
+                '>' => Some((">", 1)),
+                '<' => Some(("<", 1)),
+                '&' => Some(("&", 1)),
+                '|' => Some(("|", 1)),
+                _ => None,
+            },
+        };
+        let tok = match (c, op) {
+            ('(', _) => (Tok::LParen, 1),
+            (')', _) => (Tok::RParen, 1),
+            (',', _) => (Tok::Comma, 1),
+            (_, Some((o, n))) => (Tok::Op(o), n),
+            _ => return Err(err(start, format!("unexpected character `{c}`"))),
+        };
+        out.push((tok.0, start));
+        i += tok.1;
+    }
+    out.push((Tok::Eof, chars.len()));
+    Ok(out)
+}
+
+/// Operator name -> (what it is, the argument list shown in arity errors).
+fn lookup(name: &str) -> Option<(Kind, &'static str)> {
+    use Kind::*;
+    Some(match name {
+        "Abs" => (Unary(UnaryOp::Abs), "(x)"),
+        "Log" => (Unary(UnaryOp::Log), "(x)"),
+        "Sign" => (Unary(UnaryOp::Sign), "(x)"),
+        "Not" => (Unary(UnaryOp::Not), "(x)"),
+        "Add" => (Binary(BinaryOp::Add), "(x, y)"),
+        "Sub" => (Binary(BinaryOp::Sub), "(x, y)"),
+        "Mul" => (Binary(BinaryOp::Mul), "(x, y)"),
+        "Div" => (Binary(BinaryOp::Div), "(x, y)"),
+        "Power" => (Binary(BinaryOp::Power), "(x, y)"),
+        "Greater" => (Binary(BinaryOp::Greater), "(x, y)"),
+        "Less" => (Binary(BinaryOp::Less), "(x, y)"),
+        "Gt" => (Binary(BinaryOp::Gt), "(x, y)"),
+        "Ge" => (Binary(BinaryOp::Ge), "(x, y)"),
+        "Lt" => (Binary(BinaryOp::Lt), "(x, y)"),
+        "Le" => (Binary(BinaryOp::Le), "(x, y)"),
+        "Eq" => (Binary(BinaryOp::Eq), "(x, y)"),
+        "Ne" => (Binary(BinaryOp::Ne), "(x, y)"),
+        "And" => (Binary(BinaryOp::And), "(x, y)"),
+        "Or" => (Binary(BinaryOp::Or), "(x, y)"),
+        "Ref" => (Rolling(RollOp::Ref), "(x, N)"),
+        "Mean" => (Rolling(RollOp::Mean), "(x, N)"),
+        "Sum" => (Rolling(RollOp::Sum), "(x, N)"),
+        "Std" => (Rolling(RollOp::Std), "(x, N)"),
+        "Var" => (Rolling(RollOp::Var), "(x, N)"),
+        "Skew" => (Rolling(RollOp::Skew), "(x, N)"),
+        "Kurt" => (Rolling(RollOp::Kurt), "(x, N)"),
+        "Max" => (Rolling(RollOp::Max), "(x, N)"),
+        "Min" => (Rolling(RollOp::Min), "(x, N)"),
+        "Med" => (Rolling(RollOp::Med), "(x, N)"),
+        "Mad" => (Rolling(RollOp::Mad), "(x, N)"),
+        "Rank" => (Rolling(RollOp::Rank), "(x, N)"),
+        "IdxMax" => (Rolling(RollOp::IdxMax), "(x, N)"),
+        "IdxMin" => (Rolling(RollOp::IdxMin), "(x, N)"),
+        "Slope" => (Rolling(RollOp::Slope), "(x, N)"),
+        "Rsquare" => (Rolling(RollOp::Rsquare), "(x, N)"),
+        "Resi" => (Rolling(RollOp::Resi), "(x, N)"),
+        "WMA" => (Rolling(RollOp::Wma), "(x, N)"),
+        "EMA" => (Rolling(RollOp::Ema), "(x, N)"),
+        "Delta" => (Rolling(RollOp::Delta), "(x, N)"),
+        "Count" => (Rolling(RollOp::Count), "(x, N)"),
+        "Quantile" => (Quantile, "(x, N, q)"),
+        "Corr" => (Pair(PairRollOp::Corr), "(x, y, N)"),
+        "Cov" => (Pair(PairRollOp::Cov), "(x, y, N)"),
+        "If" => (If, "(cond, x, y)"),
+        _ => return None,
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    Rolling(RollOp),
+    Quantile,
+    Pair(PairRollOp),
+    If,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Tok {
+        self.toks[self.at].0.clone()
+    }
+    fn pos(&self) -> usize {
+        self.toks[self.at].1
+    }
+    fn bump(&mut self) -> (Tok, usize) {
+        let t = self.toks[self.at].clone();
+        if self.at + 1 < self.toks.len() {
+            self.at += 1;
+        }
+        t
+    }
+    fn err(&self, pos: usize, msg: String) -> DataError {
+        DataError::Parse {
+            expr: self.src.to_string(),
+            pos,
+            msg,
+        }
+    }
+
+    fn comparison(&mut self) -> Result<Expr> {
+        let left = self.or_expr()?;
+        let op = match self.peek() {
+            Tok::Op(">") => BinaryOp::Gt,
+            Tok::Op(">=") => BinaryOp::Ge,
+            Tok::Op("<") => BinaryOp::Lt,
+            Tok::Op("<=") => BinaryOp::Le,
+            Tok::Op("==") => BinaryOp::Eq,
+            Tok::Op("!=") => BinaryOp::Ne,
+            _ => return Ok(left),
+        };
+        self.bump();
+        let right = self.or_expr()?;
+        if let Tok::Op(o @ (">" | ">=" | "<" | "<=" | "==" | "!=")) = self.peek() {
+            return Err(self.err(
+                self.pos(),
+                format!("chained comparison `{o}`: add parentheses and combine with `&`"),
+            ));
+        }
+        Ok(binary(op, left, right))
+    }
+
+    fn or_expr(&mut self) -> Result<Expr> {
+        let mut e = self.and_expr()?;
+        while self.peek() == Tok::Op("|") {
+            self.bump();
+            let r = self.and_expr()?;
+            e = binary(BinaryOp::Or, e, r);
+        }
+        Ok(e)
+    }
+
+    fn and_expr(&mut self) -> Result<Expr> {
+        let mut e = self.additive()?;
+        while self.peek() == Tok::Op("&") {
+            self.bump();
+            let r = self.additive()?;
+            e = binary(BinaryOp::And, e, r);
+        }
+        Ok(e)
+    }
+
+    fn additive(&mut self) -> Result<Expr> {
+        let mut e = self.term()?;
+        loop {
+            let op = match self.peek() {
+                Tok::Op("+") => BinaryOp::Add,
+                Tok::Op("-") => BinaryOp::Sub,
+                _ => return Ok(e),
+            };
+            self.bump();
+            let r = self.term()?;
+            e = binary(op, e, r);
+        }
+    }
+
+    fn term(&mut self) -> Result<Expr> {
+        let mut e = self.unary()?;
+        loop {
+            let op = match self.peek() {
+                Tok::Op("*") => BinaryOp::Mul,
+                Tok::Op("/") => BinaryOp::Div,
+                _ => return Ok(e),
+            };
+            self.bump();
+            let r = self.unary()?;
+            e = binary(op, e, r);
+        }
+    }
+
+    fn unary(&mut self) -> Result<Expr> {
+        match self.peek() {
+            Tok::Op("-") => {
+                self.bump();
+                Ok(match self.unary()? {
+                    Expr::Const(c) => Expr::Const(-c),
+                    x => Expr::Unary(UnaryOp::Neg, Box::new(x)),
+                })
+            }
+            Tok::Op("+") => {
+                self.bump();
+                self.unary()
+            }
+            _ => self.primary(),
+        }
+    }
+
+    fn primary(&mut self) -> Result<Expr> {
+        let (tok, pos) = self.bump();
+        match tok {
+            Tok::Num(v) => Ok(Expr::Const(v)),
+            Tok::Field(f) => Ok(Expr::Field(f)),
+            Tok::LParen => {
+                let e = self.comparison()?;
+                match self.bump() {
+                    (Tok::RParen, _) => Ok(e),
+                    (t, p) => Err(self.err(p, format!("expected `)`, found {}", describe(&t)))),
+                }
+            }
+            Tok::Ident(name) => self.call(&name, pos),
+            t => Err(self.err(pos, format!("expected a value, found {}", describe(&t)))),
+        }
+    }
+
+    fn call(&mut self, name: &str, pos: usize) -> Result<Expr> {
+        let Some((kind, sig)) = lookup(name) else {
+            return Err(self.err(pos, format!("unknown operator `{name}`")));
+        };
+        match self.bump() {
+            (Tok::LParen, _) => {}
+            (t, p) => {
+                return Err(self.err(
+                    p,
+                    format!("expected `(` after `{name}`, found {}", describe(&t)),
+                ));
+            }
+        }
+        let mut args = Vec::new();
+        if self.peek() != Tok::RParen {
+            loop {
+                let p = self.pos();
+                args.push((self.comparison()?, p));
+                match self.bump() {
+                    (Tok::Comma, _) => continue,
+                    (Tok::RParen, _) => break,
+                    (t, p) => {
+                        return Err(self.err(
+                            p,
+                            format!("expected `,` or `)` in {name}(...), found {}", describe(&t)),
+                        ));
+                    }
+                }
+            }
+        } else {
+            self.bump();
+        }
+        let want = sig.matches(',').count() + 1;
+        if args.len() != want {
+            return Err(self.err(
+                pos,
+                format!(
+                    "{name} takes {want} argument{} {sig}, got {}",
+                    if want == 1 { "" } else { "s" },
+                    args.len()
+                ),
+            ));
+        }
+        let mut it = args.into_iter();
+        let mut next = || it.next().expect("arity checked");
+        Ok(match kind {
+            Kind::Unary(op) => {
+                let (x, _) = next();
+                match (op, x) {
+                    (UnaryOp::Abs, Expr::Const(c)) => Expr::Const(c.abs()),
+                    (op, x) => Expr::Unary(op, Box::new(x)),
+                }
+            }
+            Kind::Binary(op) => {
+                let (a, _) = next();
+                let (b, _) = next();
+                binary(op, a, b)
+            }
+            Kind::Rolling(op) => {
+                let (x, _) = next();
+                let (n, npos) = next();
+                let w = self.window(op, name, n, npos)?;
+                Expr::Rolling(op, Box::new(x), w)
+            }
+            Kind::Quantile => {
+                let (x, _) = next();
+                let (n, npos) = next();
+                let n = self.days(name, n, npos)?;
+                let (q, qpos) = next();
+                let q = match q {
+                    Expr::Const(q) if (0.0..=1.0).contains(&q) => q,
+                    _ => {
+                        return Err(
+                            self.err(qpos, "Quantile's q must be a number in [0, 1]".into())
+                        );
+                    }
+                };
+                Expr::Quantile(Box::new(x), n, q)
+            }
+            Kind::Pair(op) => {
+                let (a, _) = next();
+                let (b, _) = next();
+                let (n, npos) = next();
+                let n = self.days(name, n, npos)?;
+                Expr::PairRolling(op, Box::new(a), Box::new(b), n)
+            }
+            Kind::If => {
+                let (c, _) = next();
+                let (a, _) = next();
+                let (b, _) = next();
+                Expr::If(Box::new(c), Box::new(a), Box::new(b))
+            }
+        })
+    }
+
+    fn days(&self, name: &str, n: Expr, pos: usize) -> Result<i64> {
+        match n {
+            Expr::Const(v) if v.fract() == 0.0 && (0.0..1e7).contains(&v) => Ok(v as i64),
+            _ => Err(self.err(
+                pos,
+                format!("{name}'s window must be a whole number of days >= 0"),
+            )),
+        }
+    }
+
+    fn window(&self, op: RollOp, name: &str, n: Expr, pos: usize) -> Result<Window> {
+        match (op, n) {
+            (RollOp::Ref, Expr::Const(v)) if v.fract() == 0.0 && v.abs() < 1e7 => {
+                Ok(Window::Days(v as i64))
+            }
+            (RollOp::Ema, Expr::Const(v)) if v > 0.0 && v < 1.0 => Ok(Window::Alpha(v)),
+            (_, n) => self.days(name, n, pos).map(Window::Days),
+        }
+    }
+}
+
+/// Builds a binary node, folding constants so `Ref($close, -(5+1))` gets a plain window.
+fn binary(op: BinaryOp, a: Expr, b: Expr) -> Expr {
+    if let (Expr::Const(x), Expr::Const(y)) = (&a, &b) {
+        let (x, y) = (*x, *y);
+        let b2f = |b: bool| if b { 1.0 } else { 0.0 };
+        let v = match op {
+            BinaryOp::Add => x + y,
+            BinaryOp::Sub => x - y,
+            BinaryOp::Mul => x * y,
+            BinaryOp::Div => x / y,
+            BinaryOp::Power => x.powf(y),
+            BinaryOp::Greater => x.max(y),
+            BinaryOp::Less => x.min(y),
+            BinaryOp::Gt => b2f(x > y),
+            BinaryOp::Ge => b2f(x >= y),
+            BinaryOp::Lt => b2f(x < y),
+            BinaryOp::Le => b2f(x <= y),
+            BinaryOp::Eq => b2f(x == y),
+            BinaryOp::Ne => b2f(x != y),
+            BinaryOp::And => b2f(x != 0.0 && y != 0.0),
+            BinaryOp::Or => b2f(x != 0.0 || y != 0.0),
+        };
+        return Expr::Const(v);
+    }
+    Expr::Binary(op, Box::new(a), Box::new(b))
+}

@@ -1,0 +1,292 @@
+//! Qlib's data handlers (`Alpha158`, `Alpha360`, `DataHandlerLP` with a feature/label config)
+//! from their task-config JSON, and the raw -> infer -> learn processing (Qlib's
+//! `DataHandlerLP.process_data`).
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::alpha::{DEFAULT_LABEL, DEFAULT_LABEL_NAME, alpha158, alpha360};
+use crate::cache::FeatureCache;
+use crate::error::{DataError, Result};
+use crate::expr::Program;
+use crate::features::{Query, compute};
+use crate::frame::Frame;
+use crate::processor::Processor;
+use crate::provider::{Instruments, Provider, parse_date};
+
+/// How learn data derives from infer data (Qlib's `process_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProcessType {
+    /// Learn processors run on the output of infer processors (`append`, Qlib's default).
+    Append,
+    /// Learn processors run on the raw data (`independent`).
+    Independent,
+}
+
+/// A handler configuration, parsed from Qlib's `{"class", "module_path", "kwargs"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandlerConfig {
+    /// `Alpha158`, `Alpha360` or `DataHandlerLP`.
+    pub class: String,
+    /// Instruments.
+    pub instruments: Instruments,
+    /// First day of data.
+    pub start_time: Option<NaiveDate>,
+    /// Last day of data.
+    pub end_time: Option<NaiveDate>,
+    /// Fit period start for fitted processors.
+    pub fit_start_time: Option<NaiveDate>,
+    /// Fit period end for fitted processors.
+    pub fit_end_time: Option<NaiveDate>,
+    /// Feature `(name, expression)` pairs.
+    pub features: Vec<(String, String)>,
+    /// Label `(name, expression)` pairs.
+    pub labels: Vec<(String, String)>,
+    /// Processors for inference data.
+    pub infer_processors: Vec<Processor>,
+    /// Processors for learning data.
+    pub learn_processors: Vec<Processor>,
+    /// How learn data derives from infer data.
+    pub process_type: ProcessType,
+}
+
+fn date_kw(kwargs: &Value, key: &str) -> Result<Option<NaiveDate>> {
+    match kwargs.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_str().and_then(parse_date).map(Some).ok_or_else(|| {
+            DataError::Invalid(format!(
+                "handler kwargs.{key}: `{v}` is not a YYYY-MM-DD date"
+            ))
+        }),
+    }
+}
+
+/// Qlib's `fields_info`: a list of expressions (names = expressions) or `[exprs, names]`.
+fn fields_info(v: &Value, what: &str) -> Result<Vec<(String, String)>> {
+    let bad = || {
+        DataError::Invalid(format!(
+            "handler {what}: expected a list of expressions or [expressions, names], got {v}"
+        ))
+    };
+    let arr = v.as_array().ok_or_else(bad)?;
+    if arr.is_empty() {
+        return Err(DataError::Invalid(format!(
+            "handler {what}: the list is empty"
+        )));
+    }
+    if arr.iter().all(Value::is_string) {
+        return Ok(arr
+            .iter()
+            .map(|e| {
+                let s = e.as_str().unwrap_or_default().to_string();
+                (s.clone(), s)
+            })
+            .collect());
+    }
+    match arr.as_slice() {
+        [Value::Array(exprs), Value::Array(names)] if exprs.len() == names.len() => exprs
+            .iter()
+            .zip(names)
+            .map(|(e, n)| match (e.as_str(), n.as_str()) {
+                (Some(e), Some(n)) => Ok((n.to_string(), e.to_string())),
+                _ => Err(bad()),
+            })
+            .collect(),
+        _ => Err(bad()),
+    }
+}
+
+impl HandlerConfig {
+    /// Parses a handler block of a task (`dataset.kwargs.handler`).
+    pub fn from_value(v: &Value) -> Result<HandlerConfig> {
+        let class_full = v.get("class").and_then(Value::as_str).ok_or_else(|| {
+            DataError::Invalid("handler config has no \"class\" (e.g. \"Alpha158\")".into())
+        })?;
+        let class = class_full
+            .rsplit('.')
+            .next()
+            .unwrap_or(class_full)
+            .to_string();
+        let kwargs = v.get("kwargs").cloned().unwrap_or(Value::Null);
+        let instruments = match kwargs.get("instruments") {
+            None | Some(Value::Null) => Instruments::Market("csi500".into()),
+            Some(Value::String(s)) => Instruments::Market(s.clone()),
+            Some(Value::Array(a)) if a.iter().all(Value::is_string) => Instruments::List(
+                a.iter()
+                    .map(|s| s.as_str().unwrap_or_default().to_string())
+                    .collect(),
+            ),
+            Some(other) => {
+                return Err(DataError::Invalid(format!(
+                    "handler kwargs.instruments: expected a market name or a list of symbols, got {other}"
+                )));
+            }
+        };
+        let fit_start_time = date_kw(&kwargs, "fit_start_time")?;
+        let fit_end_time = date_kw(&kwargs, "fit_end_time")?;
+        // A DataHandlerLP carries its fields in data_loader.kwargs.config.
+        let loader_cfg = kwargs.pointer("/data_loader/kwargs/config");
+        let pick = |key: &str| {
+            kwargs
+                .get(key)
+                .or_else(|| loader_cfg.and_then(|c| c.get(key)))
+        };
+        let default_features = match class.as_str() {
+            "Alpha158" => Some(alpha158()),
+            "Alpha360" => Some(alpha360()),
+            "DataHandlerLP" | "DataHandler" => None,
+            other => {
+                return Err(DataError::Invalid(format!(
+                    "unknown handler class `{other}` (supported: Alpha158, Alpha360, DataHandlerLP)"
+                )));
+            }
+        };
+        let features = match (pick("feature"), default_features) {
+            (Some(v), _) => fields_info(v, "feature")?,
+            (None, Some(d)) => d,
+            (None, None) => {
+                return Err(DataError::Invalid(format!(
+                    "{class} needs a feature list (kwargs.feature or data_loader.kwargs.config.feature)"
+                )));
+            }
+        };
+        let labels = match pick("label") {
+            Some(v) => fields_info(v, "label")?,
+            None => vec![(DEFAULT_LABEL_NAME.to_string(), DEFAULT_LABEL.to_string())],
+        };
+        let procs = |key: &str, default: Value| -> Result<Vec<Processor>> {
+            let list = kwargs.get(key).cloned().unwrap_or(default);
+            let arr = list.as_array().cloned().ok_or_else(|| {
+                DataError::Invalid(format!("handler kwargs.{key}: expected a list, got {list}"))
+            })?;
+            arr.iter()
+                .map(|p| Processor::from_config(p, fit_start_time, fit_end_time))
+                .collect()
+        };
+        let default_learn = serde_json::json!([
+            {"class": "DropnaLabel"},
+            {"class": "CSZScoreNorm", "kwargs": {"fields_group": "label"}}
+        ]);
+        let default_infer = if class == "Alpha360" {
+            serde_json::json!([
+                {"class": "ProcessInf", "kwargs": {}},
+                {"class": "ZScoreNorm", "kwargs": {}},
+                {"class": "Fillna", "kwargs": {}}
+            ])
+        } else {
+            serde_json::json!([])
+        };
+        let infer_processors = procs("infer_processors", default_infer)?;
+        if let Some(p) = infer_processors.iter().find(|p| !p.is_for_infer()) {
+            return Err(DataError::Invalid(format!(
+                "{:?} cannot be an infer processor (it drops rows by label)",
+                p.kind
+            )));
+        }
+        let learn_processors = procs("learn_processors", default_learn)?;
+        let process_type = match kwargs.get("process_type").and_then(Value::as_str) {
+            None | Some("append") => ProcessType::Append,
+            Some("independent") => ProcessType::Independent,
+            Some(o) => {
+                return Err(DataError::Invalid(format!(
+                    "handler kwargs.process_type: `{o}` is not append or independent"
+                )));
+            }
+        };
+        Ok(HandlerConfig {
+            class,
+            instruments,
+            start_time: date_kw(&kwargs, "start_time")?,
+            end_time: date_kw(&kwargs, "end_time")?,
+            fit_start_time,
+            fit_end_time,
+            features,
+            labels,
+            infer_processors,
+            learn_processors,
+            process_type,
+        })
+    }
+
+    /// Every `(name, expression)`: features first, then labels.
+    pub fn all_fields(&self) -> Vec<(String, String)> {
+        self.features.iter().chain(&self.labels).cloned().collect()
+    }
+}
+
+/// A loaded and processed handler: raw, infer and learn frames (sorted by datetime, then
+/// instrument), features first then labels.
+#[derive(Debug, Clone)]
+pub struct Handler {
+    /// The configuration (with fitted processors after `load`).
+    pub config: HandlerConfig,
+    /// Number of feature columns (the rest are labels).
+    pub n_features: usize,
+    /// Data as computed from the expressions.
+    pub raw: Frame,
+    /// After infer processors.
+    pub infer: Frame,
+    /// After learn processors.
+    pub learn: Frame,
+}
+
+impl Handler {
+    /// Computes the fields (through `cache` when given) and runs the processors, fitting the
+    /// fitted ones on their fit period.
+    pub fn load(
+        provider: &Provider,
+        config: &HandlerConfig,
+        cache: Option<&FeatureCache>,
+        tick: &(dyn Fn() + Sync),
+    ) -> Result<Handler> {
+        let fields = config.all_fields();
+        let program = Program::compile(&fields)?;
+        let q = Query {
+            instruments: config.instruments.clone(),
+            start: config.start_time,
+            end: config.end_time,
+        };
+        let mut raw = match cache {
+            Some(c) => c.get_or_compute(provider, &program, &q, tick)?,
+            None => compute(provider, &program, &q, tick)?,
+        };
+        raw.sort_by_datetime();
+        let mut h = Handler {
+            config: config.clone(),
+            n_features: config.features.len(),
+            infer: Frame::default(),
+            learn: Frame::default(),
+            raw,
+        };
+        h.process();
+        Ok(h)
+    }
+
+    fn process(&mut self) {
+        let nf = self.n_features;
+        let mut infer = self.raw.clone();
+        for p in &mut self.config.infer_processors {
+            p.fit(&infer, nf);
+            p.apply(&mut infer, nf);
+        }
+        let mut learn = match self.config.process_type {
+            ProcessType::Append => infer.clone(),
+            ProcessType::Independent => self.raw.clone(),
+        };
+        for p in &mut self.config.learn_processors {
+            p.fit(&learn, nf);
+            p.apply(&mut learn, nf);
+        }
+        self.infer = infer;
+        self.learn = learn;
+    }
+
+    /// The fitted processors (infer then learn), serialisable as a run artifact.
+    pub fn processor_state(&self) -> Value {
+        serde_json::json!({
+            "infer_processors": self.config.infer_processors,
+            "learn_processors": self.config.learn_processors,
+        })
+    }
+}

@@ -1,0 +1,380 @@
+//! Qlib's data processors (`qlib.data.dataset.processor`), with fitted state kept in a
+//! serde-serialisable form so it can be saved as a run artifact and re-applied.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{DataError, Result};
+use crate::frame::Frame;
+use crate::provider::parse_date;
+
+/// Which columns a processor works on (Qlib's `fields_group`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Group {
+    /// Every column (Qlib's `None`).
+    All,
+    /// The feature columns.
+    Feature,
+    /// The label columns.
+    Label,
+}
+
+/// The processors Qlib ships that qtask implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// Drops rows with a missing label.
+    DropnaLabel,
+    /// Drops rows with any missing feature.
+    DropnaFeature,
+    /// Replaces NaN by `fill_value` (default 0).
+    Fillna,
+    /// Replaces ±inf by the mean of the column's finite values on the same day.
+    ProcessInf,
+    /// `(x - mean) / std` with mean and population std fitted on the fit period.
+    ZScoreNorm,
+    /// `(x - median) / (1.4826 * MAD)` fitted on the fit period, clipped to [-3, 3].
+    RobustZScoreNorm,
+    /// `(x - min) / (max - min)` fitted on the fit period.
+    MinMaxNorm,
+    /// Cross-sectional z-score per day (sample std).
+    CSZScoreNorm,
+    /// Cross-sectional percentile rank per day, centred and scaled by 3.46.
+    CSRankNorm,
+}
+
+/// Per-column statistics learned by `fit`: `x -> (x - shift) / scale`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fitted {
+    /// Columns the statistics apply to.
+    pub columns: Vec<String>,
+    /// Subtracted from each column.
+    pub shift: Vec<f64>,
+    /// Divides each column.
+    pub scale: Vec<f64>,
+}
+
+/// One configured processor, with its fitted state once fitted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Processor {
+    /// What it does.
+    pub kind: Kind,
+    /// Which columns.
+    pub fields_group: Group,
+    /// Start of the fit period (fitted processors).
+    pub fit_start_time: Option<NaiveDate>,
+    /// End of the fit period (fitted processors).
+    pub fit_end_time: Option<NaiveDate>,
+    /// `Fillna`'s value.
+    pub fill_value: f64,
+    /// `RobustZScoreNorm`'s clipping to [-3, 3].
+    pub clip_outlier: bool,
+    /// `CSZScoreNorm`'s method: `zscore` or `robust`.
+    pub method: String,
+    /// Learned statistics (after `fit`).
+    pub fitted: Option<Fitted>,
+}
+
+impl Processor {
+    /// Parses a Qlib processor config: `{"class": "CSZScoreNorm", "kwargs": {...}}` or just a
+    /// class name. The handler's fit period fills in `fit_start_time`/`fit_end_time` when the
+    /// processor needs one, as Qlib does.
+    pub fn from_config(
+        v: &Value,
+        fit_start: Option<NaiveDate>,
+        fit_end: Option<NaiveDate>,
+    ) -> Result<Processor> {
+        let (class, kwargs) = match v {
+            Value::String(s) => (s.as_str(), Value::Null),
+            Value::Object(m) => (
+                m.get("class")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| DataError::Invalid(format!("processor {v} has no \"class\"")))?,
+                m.get("kwargs").cloned().unwrap_or(Value::Null),
+            ),
+            _ => {
+                return Err(DataError::Invalid(format!(
+                    "processor must be a name or {{\"class\": ..., \"kwargs\": ...}}, got {v}"
+                )));
+            }
+        };
+        let class = class.rsplit('.').next().unwrap_or(class);
+        let kind = match class {
+            "DropnaLabel" => Kind::DropnaLabel,
+            "DropnaFeature" => Kind::DropnaFeature,
+            "Fillna" => Kind::Fillna,
+            "ProcessInf" => Kind::ProcessInf,
+            "ZScoreNorm" => Kind::ZScoreNorm,
+            "RobustZScoreNorm" => Kind::RobustZScoreNorm,
+            "MinMaxNorm" => Kind::MinMaxNorm,
+            "CSZScoreNorm" => Kind::CSZScoreNorm,
+            "CSRankNorm" => Kind::CSRankNorm,
+            other => {
+                return Err(DataError::Invalid(format!(
+                    "unknown processor `{other}` (supported: DropnaLabel, DropnaFeature, Fillna, \
+                     ProcessInf, ZScoreNorm, RobustZScoreNorm, MinMaxNorm, CSZScoreNorm, CSRankNorm)"
+                )));
+            }
+        };
+        let kw = |k: &str| kwargs.get(k).filter(|v| !v.is_null());
+        let date = |k: &str| -> Result<Option<NaiveDate>> {
+            match kw(k) {
+                None => Ok(None),
+                Some(v) => v.as_str().and_then(parse_date).map(Some).ok_or_else(|| {
+                    DataError::Invalid(format!("{class}.{k}: `{v}` is not a YYYY-MM-DD date"))
+                }),
+            }
+        };
+        let fields_group = match (kind, kw("fields_group").and_then(Value::as_str)) {
+            (Kind::DropnaLabel, _) => Group::Label,
+            (Kind::DropnaFeature, _) => Group::Feature,
+            (_, None) => Group::All,
+            (_, Some("feature")) => Group::Feature,
+            (_, Some("label")) => Group::Label,
+            (_, Some(g)) => {
+                return Err(DataError::Invalid(format!(
+                    "{class}.fields_group: unknown group `{g}` (feature or label)"
+                )));
+            }
+        };
+        let fitted_kind = matches!(
+            kind,
+            Kind::ZScoreNorm | Kind::RobustZScoreNorm | Kind::MinMaxNorm
+        );
+        let (fs, fe) = if fitted_kind {
+            let fs = fit_start.or(date("fit_start_time")?);
+            let fe = fit_end.or(date("fit_end_time")?);
+            if fs.is_none() || fe.is_none() {
+                return Err(DataError::Invalid(format!(
+                    "{class} needs fit_start_time and fit_end_time (in the handler's kwargs)"
+                )));
+            }
+            (fs, fe)
+        } else {
+            (None, None)
+        };
+        let method = kw("method")
+            .and_then(Value::as_str)
+            .unwrap_or("zscore")
+            .to_string();
+        if kind == Kind::CSZScoreNorm && method != "zscore" && method != "robust" {
+            return Err(DataError::Invalid(format!(
+                "CSZScoreNorm.method: `{method}` is not zscore or robust"
+            )));
+        }
+        Ok(Processor {
+            kind,
+            fields_group,
+            fit_start_time: fs,
+            fit_end_time: fe,
+            fill_value: kw("fill_value").and_then(Value::as_f64).unwrap_or(0.0),
+            clip_outlier: kw("clip_outlier").and_then(Value::as_bool).unwrap_or(true),
+            method,
+            fitted: None,
+        })
+    }
+
+    /// Whether Qlib allows it among `infer_processors` (dropping rows by label does not).
+    pub fn is_for_infer(&self) -> bool {
+        self.kind != Kind::DropnaLabel
+    }
+
+    fn columns(&self, frame: &Frame, n_features: usize) -> std::ops::Range<usize> {
+        match self.fields_group {
+            Group::All => 0..frame.columns.len(),
+            Group::Feature => 0..n_features,
+            Group::Label => n_features..frame.columns.len(),
+        }
+    }
+
+    /// Learns the statistics of fitted processors from the fit period of `frame`.
+    pub fn fit(&mut self, frame: &Frame, n_features: usize) {
+        let (Some(fs), Some(fe)) = (self.fit_start_time, self.fit_end_time) else {
+            return;
+        };
+        if !matches!(
+            self.kind,
+            Kind::ZScoreNorm | Kind::RobustZScoreNorm | Kind::MinMaxNorm
+        ) {
+            return;
+        }
+        let rows: Vec<usize> = (0..frame.len())
+            .filter(|&r| frame.datetime[r] >= fs && frame.datetime[r] <= fe)
+            .collect();
+        let cols = self.columns(frame, n_features);
+        let mut fitted = Fitted {
+            columns: frame.columns[cols.clone()].to_vec(),
+            shift: Vec::new(),
+            scale: Vec::new(),
+        };
+        for c in cols {
+            let vals: Vec<f64> = rows
+                .iter()
+                .map(|&r| frame.data[c][r] as f64)
+                .filter(|v| !v.is_nan())
+                .collect();
+            let (shift, scale) = match self.kind {
+                Kind::ZScoreNorm => {
+                    let m = vals.iter().sum::<f64>() / vals.len() as f64;
+                    let sd = (vals.iter().map(|v| (v - m) * (v - m)).sum::<f64>()
+                        / vals.len() as f64)
+                        .sqrt();
+                    if sd == 0.0 { (0.0, 1.0) } else { (m, sd) }
+                }
+                Kind::RobustZScoreNorm => {
+                    let med = median(vals.clone());
+                    let mad = median(vals.iter().map(|v| (v - med).abs()).collect());
+                    (med, (mad + 1e-12) * 1.4826)
+                }
+                _ => {
+                    let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
+                    let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    if vals.is_empty() {
+                        (f64::NAN, f64::NAN)
+                    } else if lo == hi {
+                        (0.0, 1.0)
+                    } else {
+                        (lo, hi - lo)
+                    }
+                }
+            };
+            fitted.shift.push(shift);
+            fitted.scale.push(scale);
+        }
+        self.fitted = Some(fitted);
+    }
+
+    /// Applies the processor to `frame` (sorted by datetime), in place.
+    pub fn apply(&self, frame: &mut Frame, n_features: usize) {
+        let cols = self.columns(frame, n_features);
+        match self.kind {
+            Kind::DropnaLabel | Kind::DropnaFeature => {
+                let data = &frame.data;
+                let keep: Vec<bool> = (0..frame.inst.len())
+                    .map(|r| cols.clone().all(|c| !data[c][r].is_nan()))
+                    .collect();
+                frame.filter_rows(|r| keep[r]);
+            }
+            Kind::Fillna => {
+                let v = self.fill_value as f32;
+                for c in cols {
+                    for x in frame.data[c].iter_mut().filter(|x| x.is_nan()) {
+                        *x = v;
+                    }
+                }
+            }
+            Kind::ProcessInf => {
+                let groups = frame.datetime_groups();
+                for c in cols {
+                    let col = &mut frame.data[c];
+                    for g in &groups {
+                        let finite: Vec<f64> = col[g.clone()]
+                            .iter()
+                            .filter(|x| !x.is_nan() && !x.is_infinite())
+                            .map(|&x| x as f64)
+                            .collect();
+                        let mean = finite.iter().sum::<f64>() / finite.len() as f64;
+                        for x in col[g.clone()].iter_mut().filter(|x| x.is_infinite()) {
+                            *x = mean as f32;
+                        }
+                    }
+                }
+            }
+            Kind::ZScoreNorm | Kind::RobustZScoreNorm | Kind::MinMaxNorm => {
+                let Some(f) = &self.fitted else { return };
+                for (i, name) in f.columns.iter().enumerate() {
+                    let Some(c) = frame.column_index(name) else {
+                        continue;
+                    };
+                    let robust = self.kind == Kind::RobustZScoreNorm && self.clip_outlier;
+                    for x in frame.data[c].iter_mut() {
+                        let mut y = (*x as f64 - f.shift[i]) / f.scale[i];
+                        if robust {
+                            y = y.clamp(-3.0, 3.0);
+                        }
+                        *x = y as f32;
+                    }
+                }
+            }
+            Kind::CSZScoreNorm | Kind::CSRankNorm => {
+                let groups = frame.datetime_groups();
+                for c in cols {
+                    let col = &mut frame.data[c];
+                    for g in &groups {
+                        let vals: Vec<f64> = col[g.clone()].iter().map(|&x| x as f64).collect();
+                        let out = match self.kind {
+                            Kind::CSRankNorm => cs_rank(&vals),
+                            _ if self.method == "robust" => cs_robust(&vals),
+                            _ => cs_zscore(&vals),
+                        };
+                        for (x, y) in col[g.clone()].iter_mut().zip(out) {
+                            *x = y as f32;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// `(x - mean) / std` over the non-missing values (sample std; one value gives NaN).
+pub fn cs_zscore(x: &[f64]) -> Vec<f64> {
+    let v: Vec<f64> = x.iter().copied().filter(|v| !v.is_nan()).collect();
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let sd = (v.iter().map(|u| (u - m) * (u - m)).sum::<f64>() / (n - 1.0)).sqrt();
+    x.iter().map(|u| (u - m) / sd).collect()
+}
+
+/// Qlib's `robust_zscore`: `(x - median) / (1.4826 * median(|x - median|))`, clipped to ±3.
+pub fn cs_robust(x: &[f64]) -> Vec<f64> {
+    let med = median(x.iter().copied().filter(|v| !v.is_nan()).collect());
+    let dev: Vec<f64> = x.iter().map(|u| u - med).collect();
+    let mad = median(
+        dev.iter()
+            .filter(|v| !v.is_nan())
+            .map(|v| v.abs())
+            .collect(),
+    );
+    dev.iter()
+        .map(|d| {
+            let y = d / mad / 1.4826;
+            if y.is_nan() { y } else { y.clamp(-3.0, 3.0) }
+        })
+        .collect()
+}
+
+/// `(rank(pct=True) - 0.5) * 3.46`, average ranks for ties, NaN kept.
+pub fn cs_rank(x: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..x.len()).filter(|&i| !x[i].is_nan()).collect();
+    idx.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
+    let n = idx.len() as f64;
+    let mut out = vec![f64::NAN; x.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && x[idx[j + 1]] == x[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j + 2) as f64 / 2.0;
+        for &k in &idx[i..=j] {
+            out[k] = (avg / n - 0.5) * 3.46;
+        }
+        i = j + 1;
+    }
+    out
+}

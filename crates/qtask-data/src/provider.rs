@@ -1,0 +1,245 @@
+//! Qlib's binary data layout: `calendars/day.txt`, `instruments/<market>.txt`,
+//! `features/<symbol>/<field>.day.bin`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::binfile::{BinSeries, read_bin};
+use crate::error::{DataError, Result};
+
+/// Which instruments to load: a market file name (`csi300`, `all`) or explicit symbols.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Instruments {
+    /// `instruments/<name>.txt`.
+    Market(String),
+    /// Explicit symbols (any case); limited to their ranges in `instruments/all.txt` when it
+    /// lists them.
+    List(Vec<String>),
+}
+
+/// An instrument selected for a query, with the date ranges it is listed for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    /// Upper-case symbol, as Qlib names it in outputs.
+    pub symbol: String,
+    /// Inclusive listed ranges inside the query; empty means unrestricted.
+    pub spans: Vec<(NaiveDate, NaiveDate)>,
+}
+
+/// A Qlib provider folder (`provider_uri`), with its calendar loaded.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    root: PathBuf,
+    calendar: Vec<NaiveDate>,
+}
+
+/// Parses `YYYY-MM-DD` (a trailing time, as some Qlib files have, is ignored).
+pub fn parse_date(s: &str) -> Option<NaiveDate> {
+    let s = s.trim();
+    let d = s.get(..10).unwrap_or(s);
+    NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()
+}
+
+impl Provider {
+    /// Opens a provider folder; the calendar `calendars/day.txt` must exist and be ascending.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        if !root.is_dir() {
+            return Err(DataError::Invalid(format!(
+                "provider folder {} does not exist",
+                root.display()
+            )));
+        }
+        let cal_path = root.join("calendars").join("day.txt");
+        let text = std::fs::read_to_string(&cal_path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                DataError::format(&cal_path, "calendar file is missing")
+            } else {
+                DataError::io(&cal_path, e)
+            }
+        })?;
+        let mut calendar = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let d = parse_date(line).ok_or_else(|| {
+                DataError::format(&cal_path, format!("line {}: `{line}` is not a date", i + 1))
+            })?;
+            if calendar.last().is_some_and(|&p| p >= d) {
+                return Err(DataError::format(
+                    &cal_path,
+                    format!("line {}: dates are not strictly ascending", i + 1),
+                ));
+            }
+            calendar.push(d);
+        }
+        if calendar.is_empty() {
+            return Err(DataError::format(&cal_path, "calendar is empty"));
+        }
+        Ok(Provider { root, calendar })
+    }
+
+    /// The provider folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The trading calendar.
+    pub fn calendar(&self) -> &[NaiveDate] {
+        &self.calendar
+    }
+
+    /// Index of the first trading day >= `d` (may be the calendar length).
+    pub fn align_start(&self, d: NaiveDate) -> usize {
+        self.calendar.partition_point(|&c| c < d)
+    }
+
+    /// Index one past the last trading day <= `d` (0 when `d` precedes the calendar).
+    pub fn align_end_excl(&self, d: NaiveDate) -> usize {
+        self.calendar.partition_point(|&c| c <= d)
+    }
+
+    /// The folder holding a symbol's feature files (Qlib lower-cases symbols on disk).
+    pub fn symbol_dir(&self, symbol: &str) -> PathBuf {
+        self.root.join("features").join(symbol.to_lowercase())
+    }
+
+    /// Reads one field of one symbol; `Ok(None)` when the symbol has no such field file.
+    pub fn read_field(&self, symbol: &str, field: &str) -> Result<Option<BinSeries>> {
+        let path = self.symbol_dir(symbol).join(format!("{field}.day.bin"));
+        if !path.exists() {
+            return Ok(None);
+        }
+        let s = read_bin(&path)?;
+        if s.start > self.calendar.len() {
+            return Err(DataError::format(
+                &path,
+                format!(
+                    "starts at calendar index {} but the calendar has {} days",
+                    s.start,
+                    self.calendar.len()
+                ),
+            ));
+        }
+        Ok(Some(s))
+    }
+
+    /// Reads `instruments/<market>.txt` into symbol -> listed ranges (file order kept per symbol).
+    pub fn market(&self, market: &str) -> Result<BTreeMap<String, Vec<(NaiveDate, NaiveDate)>>> {
+        let path = self
+            .root
+            .join("instruments")
+            .join(format!("{}.txt", market.to_lowercase()));
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                DataError::Invalid(format!(
+                    "unknown market `{market}`: {} does not exist",
+                    path.display()
+                ))
+            } else {
+                DataError::io(&path, e)
+            }
+        })?;
+        let mut out: BTreeMap<String, Vec<(NaiveDate, NaiveDate)>> = BTreeMap::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let parts: Vec<&str> = line.split('\t').collect();
+            let bad = || {
+                DataError::format(
+                    &path,
+                    format!(
+                        "line {}: expected SYMBOL<TAB>start<TAB>end, got `{line}`",
+                        i + 1
+                    ),
+                )
+            };
+            if parts.len() < 3 {
+                return Err(bad());
+            }
+            let (s, e) = (
+                parse_date(parts[1]).ok_or_else(bad)?,
+                parse_date(parts[2]).ok_or_else(bad)?,
+            );
+            out.entry(parts[0].trim().to_uppercase())
+                .or_default()
+                .push((s, e));
+        }
+        Ok(out)
+    }
+
+    /// The instruments of a selection that are listed inside `[start, end]`, sorted by symbol,
+    /// each with its listed ranges clipped to the query. Every selected symbol must have a
+    /// feature folder.
+    pub fn list_instruments(
+        &self,
+        sel: &Instruments,
+        start: NaiveDate,
+        end: NaiveDate,
+    ) -> Result<Vec<Listed>> {
+        let clip = |spans: &[(NaiveDate, NaiveDate)]| -> Vec<(NaiveDate, NaiveDate)> {
+            spans
+                .iter()
+                .filter_map(|&(s, e)| {
+                    let (s, e) = (s.max(start), e.min(end));
+                    (s <= e).then_some((s, e))
+                })
+                .collect()
+        };
+        let mut out = Vec::new();
+        match sel {
+            Instruments::Market(m) => {
+                for (symbol, spans) in self.market(m)? {
+                    let spans = clip(&spans);
+                    if !spans.is_empty() {
+                        out.push(Listed { symbol, spans });
+                    }
+                }
+            }
+            Instruments::List(list) => {
+                let all = if self.root.join("instruments").join("all.txt").exists() {
+                    self.market("all")?
+                } else {
+                    BTreeMap::new()
+                };
+                let mut seen = std::collections::BTreeSet::new();
+                for s in list {
+                    let symbol = s.trim().to_uppercase();
+                    if !seen.insert(symbol.clone()) {
+                        continue;
+                    }
+                    match all.get(&symbol) {
+                        Some(spans) => {
+                            let spans = clip(spans);
+                            if !spans.is_empty() {
+                                out.push(Listed { symbol, spans });
+                            }
+                        }
+                        None => out.push(Listed {
+                            symbol,
+                            spans: Vec::new(),
+                        }),
+                    }
+                }
+                out.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+            }
+        }
+        for l in &out {
+            let dir = self.symbol_dir(&l.symbol);
+            if !dir.is_dir() {
+                return Err(DataError::Invalid(format!(
+                    "instrument {} has no data: {} does not exist",
+                    l.symbol,
+                    dir.display()
+                )));
+            }
+        }
+        Ok(out)
+    }
+}
