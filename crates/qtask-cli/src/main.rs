@@ -19,6 +19,24 @@ struct Cli {
 enum Command {
     /// Generate tasks from a template (rolling windows, horizons, parameter grids).
     Gen(cmd::generate::GenArgs),
+    /// Qlib-format market data: synthetic markets, CSV import, features.
+    #[command(subcommand)]
+    Data(cmd::data::DataCommand),
+    /// The task pool: create, fetch, commit, query, wait (Qlib's `manage -t POOL ...`).
+    Manage(cmd::manage::ManageArgs),
+    /// Collect an experiment's runs into prediction tables (group, ensemble, write).
+    Collect(cmd::collect::CollectArgs),
+    /// Combine prediction files with a rolling or average ensemble.
+    Ensemble(cmd::ensemble::EnsembleArgs),
+    /// Experiments and runs (MLflow file store or tracking server): list, runs, show, rm.
+    Exp(cmd::exp::ExpArgs),
+    /// Drain a task pool: claim, run, commit (Qlib's run_task / Trainer.worker).
+    Worker(cmd::worker::WorkerArgs),
+    /// Generate tasks and train them with TrainerR, TrainerRM, DelayTrainerR or DelayTrainerRM.
+    Train(cmd::train::TrainArgs),
+    /// Run one recorded task in a child process (used by `worker --force-release`).
+    #[command(hide = true)]
+    WorkerTask(cmd::worker::WorkerTaskArgs),
     /// Benchmarks (figures quoted in the README come from these).
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -57,6 +75,14 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Gen(args) => cmd::generate::run(args),
+        Command::Data(cmd) => cmd::data::run(cmd),
+        Command::Manage(args) => cmd::manage::run(args),
+        Command::Collect(args) => cmd::collect::run(args),
+        Command::Ensemble(args) => cmd::ensemble::run(args),
+        Command::Exp(args) => cmd::exp::run(args),
+        Command::Worker(args) => cmd::worker::run(args),
+        Command::Train(args) => cmd::train::run(args),
+        Command::WorkerTask(args) => cmd::worker::run_child(args),
         Command::Bench(cmd) => cmd::bench::run(cmd),
     };
     match result {

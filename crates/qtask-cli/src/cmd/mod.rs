@@ -1,4 +1,14 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bench_ensemble;
+pub mod bench_features;
+pub mod bench_pool;
+pub mod collect;
+pub mod data;
+pub mod ensemble;
+pub mod exp;
 pub mod generate;
+pub mod manage;
+pub mod train;
+pub mod worker;

@@ -1,0 +1,282 @@
+//! `qtask worker`: drain a pool, recording a run per task; and the hidden `worker-task` used
+//! by `--force-release` to run one task in a fresh child process.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::ProgressBar;
+use qtask_pool::{Query, Status, TaskPool};
+use qtask_record::RecordStore;
+use qtask_runner::train::Phase;
+use qtask_runner::{
+    ExecRegistry, Executor, ExternalCommand, RecordedTask, RunEvent, RunOptions, RunSummary,
+    StopFlag, TaskContext, TaskFunc, run_task,
+};
+use serde_json::{Value, json};
+
+use crate::cmd::manage::DEFAULT_STORE;
+use crate::output;
+
+/// The task function used when neither `--exec` nor `--func` is given.
+pub const DEFAULT_FUNC: &str = "task_train";
+
+/// How tasks are executed: flags shared by `worker` and `train`.
+#[derive(Debug, Clone, Args)]
+pub struct ExecFlags {
+    /// Run this command for each task (task JSON on stdin, JSON result on stdout).
+    #[arg(long, conflicts_with = "func")]
+    pub exec: Option<String>,
+    /// Run this built-in task function (default: task_train).
+    #[arg(long)]
+    pub func: Option<String>,
+    /// Kill a task's command (and fail the attempt) after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub task_timeout: Option<f64>,
+    /// Runs store: file:PATH or http://HOST:PORT [env: QTASK_TRACKING_URI, MLFLOW_TRACKING_URI; default: file:mlruns].
+    #[arg(long)]
+    pub tracking_uri: Option<String>,
+}
+
+impl ExecFlags {
+    /// The executor these flags name.
+    pub fn executor(&self) -> anyhow::Result<Arc<dyn Executor>> {
+        if let Some(cmd) = &self.exec {
+            let timeout = self.task_timeout.map(Duration::from_secs_f64);
+            return Ok(Arc::new(ExternalCommand::parse(cmd)?.with_timeout(timeout)));
+        }
+        let name = self.func.as_deref().unwrap_or(DEFAULT_FUNC);
+        Ok(registry().get(name)?)
+    }
+
+    /// The runs store.
+    pub fn records(&self) -> anyhow::Result<RecordStore> {
+        RecordStore::from_env(self.tracking_uri.as_deref(), true)
+            .context("cannot open the runs store")
+    }
+}
+
+/// Every built-in task function this binary knows.
+pub fn registry() -> ExecRegistry {
+    ExecRegistry::with_builtins()
+}
+
+/// Arguments of `qtask worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Task store: sqlite:PATH, postgres://USER@HOST/DB or mongodb://HOST/DB.
+    #[arg(long, env = "QTASK_STORE", default_value = DEFAULT_STORE)]
+    pub store: String,
+    /// The task pool to drain.
+    #[arg(short = 't', long = "task-pool")]
+    pub pool: String,
+    #[command(flatten)]
+    pub exec: ExecFlags,
+    /// Experiment the runs go to (default: the pool name).
+    #[arg(long)]
+    pub experiment: Option<String>,
+    /// Only tasks matching this query (MongoDB-style JSON).
+    #[arg(long)]
+    pub query: Option<String>,
+    /// Claim tasks in this status: waiting (the task gets its definition) or part_done (its result).
+    #[arg(long, default_value = "waiting")]
+    pub before_status: Status,
+    /// Commit with this status.
+    #[arg(long, default_value = "done")]
+    pub after_status: Status,
+    /// Task slots running at once.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Run every task in a fresh child process (memory returned after each; a crash takes one task).
+    #[arg(long)]
+    pub force_release: bool,
+    /// Stop after this many tasks.
+    #[arg(long)]
+    pub max_tasks: Option<usize>,
+    /// Lease in seconds, renewed every third of it; 0: no lease (Qlib's behaviour).
+    #[arg(long, default_value_t = 300.0, value_name = "SECS")]
+    pub lease: f64,
+    /// Wait this long after a failed attempt before it may be retried.
+    #[arg(long, default_value_t = 0.0, value_name = "SECS")]
+    pub retry_delay: f64,
+    /// Keep polling (with backoff) when nothing is left.
+    #[arg(long)]
+    pub follow: bool,
+    /// Print a JSON summary at the end.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn phase(before: Status, after: Status) -> anyhow::Result<Phase> {
+    Ok(match (before, after) {
+        (Status::Waiting, Status::Done) => Phase::Full,
+        (Status::Waiting, Status::PartDone) => Phase::Begin,
+        (Status::PartDone, Status::Done | Status::PartDone) => Phase::End,
+        (b, a) => anyhow::bail!(
+            "a worker takes waiting or part_done tasks to part_done or done, not {b} -> {a}"
+        ),
+    })
+}
+
+fn seconds(s: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| anyhow::anyhow!("{flag} must be a non-negative number of seconds"))
+}
+
+/// The task function a worker runs: the recorded task in-process, or the same in a child
+/// process per task with `--force-release`.
+pub fn task_func(
+    exec: &ExecFlags,
+    records: &RecordStore,
+    experiment: &str,
+    phase: Phase,
+    force_release: bool,
+) -> anyhow::Result<Arc<dyn TaskFunc>> {
+    if force_release && exec.exec.is_none() {
+        let me = std::env::current_exe().context("cannot find the qtask binary")?;
+        let mut argv = vec![
+            me.to_string_lossy().to_string(),
+            "worker-task".into(),
+            "--experiment".into(),
+            experiment.into(),
+            "--tracking-uri".into(),
+            records.uri(),
+            "--phase".into(),
+            format!("{phase:?}").to_lowercase(),
+        ];
+        if let Some(f) = &exec.func {
+            argv.extend(["--func".into(), f.clone()]);
+        }
+        let child = ExternalCommand::from_argv(argv)?
+            .with_timeout(exec.task_timeout.map(Duration::from_secs_f64));
+        return Ok(Arc::new(child));
+    }
+    Ok(Arc::new(RecordedTask {
+        store: records.clone(),
+        experiment: experiment.to_string(),
+        exec: exec.executor()?,
+        phase,
+    }))
+}
+
+/// A progress bar driven by run events: one step per task committed or finally failed.
+pub fn progress_events(pb: &ProgressBar) -> impl Fn(&RunEvent) + Sync + '_ {
+    move |e: &RunEvent| match e {
+        RunEvent::Committed { .. }
+        | RunEvent::Failed {
+            status: Status::Failed,
+            ..
+        } => pb.inc(1),
+        RunEvent::Failed { id, error, .. } => {
+            pb.println(format!("task {id} failed (will retry): {error}"))
+        }
+        RunEvent::LeaseLost { id } => {
+            pb.println(format!("task {id}: lease lost; its result was not stored"))
+        }
+        RunEvent::StoreUnavailable { error } => {
+            pb.set_message(format!("store unavailable: {error}"))
+        }
+        _ => {}
+    }
+}
+
+/// Runs `qtask worker`.
+pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
+    let pool: Box<dyn TaskPool> = qtask_pool::open(&args.store, &args.pool)?;
+    let query = Query::parse_str(args.query.as_deref().unwrap_or(""))?;
+    let phase = phase(args.before_status, args.after_status)?;
+    let records = args.exec.records()?;
+    let experiment = args.experiment.clone().unwrap_or_else(|| args.pool.clone());
+    let func = task_func(&args.exec, &records, &experiment, phase, args.force_release)?;
+    let lease = seconds(args.lease, "--lease")?;
+    let opts = RunOptions {
+        query: query.clone(),
+        before_status: args.before_status,
+        after_status: args.after_status,
+        lease: (!lease.is_zero()).then_some(lease),
+        concurrency: args.concurrency.max(1),
+        max_tasks: args.max_tasks,
+        retry_delay: seconds(args.retry_delay, "--retry-delay")?,
+        follow: args.follow,
+        experiment: Some(experiment),
+        ..RunOptions::default()
+    };
+    let stop = StopFlag::from_signals()?;
+    let todo = pool.task_stat(&query.with_status(args.before_status))?;
+    let pb = output::bar(todo.values().sum(), "tasks");
+    let summary: RunSummary = run_task(
+        pool.as_ref(),
+        func.as_ref(),
+        &opts,
+        &stop,
+        &progress_events(&pb),
+    )?;
+    pb.finish_and_clear();
+    if args.json {
+        output::write_json(
+            &json!({"committed": summary.committed, "failed": summary.failed,
+                    "returned": summary.returned, "lease_lost": summary.lease_lost}),
+            None,
+        )?;
+    } else {
+        eprintln!(
+            "worker: {} committed, {} failed attempts, {} returned, {} leases lost",
+            summary.committed, summary.failed, summary.returned, summary.lease_lost
+        );
+    }
+    Ok(())
+}
+
+/// Arguments of the hidden `qtask worker-task` (one task in a child process).
+#[derive(Debug, Args)]
+pub struct WorkerTaskArgs {
+    #[arg(long)]
+    experiment: String,
+    #[arg(long)]
+    tracking_uri: String,
+    #[arg(long)]
+    phase: String,
+    #[arg(long)]
+    func: Option<String>,
+}
+
+/// Runs one recorded task: parameter on stdin, result on stdout (context from the environment
+/// the parent's external-command executor sets).
+pub fn run_child(args: WorkerTaskArgs) -> anyhow::Result<()> {
+    let phase = match args.phase.as_str() {
+        "full" => Phase::Full,
+        "begin" => Phase::Begin,
+        "end" => Phase::End,
+        other => anyhow::bail!("unknown phase {other}"),
+    };
+    let exec = ExecFlags {
+        exec: None,
+        func: args.func,
+        task_timeout: None,
+        tracking_uri: Some(args.tracking_uri),
+    };
+    let func = RecordedTask {
+        store: exec.records()?,
+        experiment: args.experiment.clone(),
+        exec: exec.executor()?,
+        phase,
+    };
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input)?;
+    let param: Value = serde_json::from_str(&input).context("the task on stdin is not JSON")?;
+    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let ctx = TaskContext {
+        task_id: env("QTASK_TASK_ID"),
+        pool: env("QTASK_POOL"),
+        attempt: env("QTASK_ATTEMPT").parse().unwrap_or(1),
+        experiment: Some(args.experiment),
+        tracking_uri: None,
+        cancel: Arc::new(AtomicBool::new(false)),
+    };
+    let res = func.call(&ctx, &param)?;
+    println!("{}", serde_json::to_string(&res)?);
+    Ok(())
+}
