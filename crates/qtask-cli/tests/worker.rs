@@ -8,13 +8,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+fn sqlite_store(dir: &Path) -> String {
+    format!("sqlite:{}", dir.join("pool.db").display())
+}
+
 fn qtask(dir: &Path) -> Command {
+    qtask_on(dir, &sqlite_store(dir))
+}
+
+fn qtask_on(dir: &Path, store: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_qtask"));
     c.current_dir(dir)
-        .env(
-            "QTASK_STORE",
-            format!("sqlite:{}", dir.join("pool.db").display()),
-        )
+        .env("QTASK_STORE", store)
         .env(
             "QTASK_TRACKING_URI",
             format!("file:{}", dir.join("mlruns").display()),
@@ -37,13 +42,15 @@ fn json_of(out: Output) -> Value {
 }
 
 fn create(dir: &Path, pool: &str, defs: &[Value]) -> Vec<String> {
+    create_on(dir, &sqlite_store(dir), pool, defs)
+}
+
+fn create_on(dir: &Path, store: &str, pool: &str, defs: &[Value]) -> Vec<String> {
     std::fs::write(dir.join("tasks.json"), serde_json::to_string(defs).unwrap()).unwrap();
-    let ids = json_of(
-        qtask(dir)
-            .args(["manage", "-t", pool, "create", "tasks.json", "--json"])
-            .output()
-            .unwrap(),
-    );
+    let out = qtask_on(dir, store)
+        .args(["manage", "-t", pool, "create", "tasks.json", "--json"])
+        .output();
+    let ids = json_of(out.unwrap());
     ids.as_array()
         .unwrap()
         .iter()
@@ -52,17 +59,22 @@ fn create(dir: &Path, pool: &str, defs: &[Value]) -> Vec<String> {
 }
 
 fn tasks(dir: &Path, pool: &str, query: &str) -> Vec<Value> {
-    let v = json_of(
-        qtask(dir)
-            .args(["manage", "-t", pool, "query", query, "--json"])
-            .output()
-            .unwrap(),
-    );
-    v.as_array().unwrap().clone()
+    tasks_on(dir, &sqlite_store(dir), pool, query)
+}
+
+fn tasks_on(dir: &Path, store: &str, pool: &str, query: &str) -> Vec<Value> {
+    let out = qtask_on(dir, store)
+        .args(["manage", "-t", pool, "query", query, "--json"])
+        .output();
+    json_of(out.unwrap()).as_array().unwrap().clone()
 }
 
 fn spawn_worker(dir: &Path, pool: &str, extra: &[&str]) -> Child {
-    qtask(dir)
+    spawn_worker_on(dir, &sqlite_store(dir), pool, extra)
+}
+
+fn spawn_worker_on(dir: &Path, store: &str, pool: &str, extra: &[&str]) -> Child {
+    qtask_on(dir, store)
         .args(["worker", "-t", pool, "--json"])
         .args(extra)
         .stdout(Stdio::piped())
@@ -71,50 +83,74 @@ fn spawn_worker(dir: &Path, pool: &str, extra: &[&str]) -> Child {
         .unwrap()
 }
 
-fn running_ids(dir: &Path, pool: &str) -> BTreeSet<String> {
-    tasks(dir, pool, r#"{"status": "running"}"#)
-        .iter()
-        .map(|t| t["_id"].as_str().unwrap().to_string())
-        .collect()
-}
-
-#[test]
-fn killed_workers_lose_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+/// 3 workers drain 200 sleeping tasks; one worker is killed with SIGKILL mid-task twice (and,
+/// with `restart`, the database server is restarted once). Every task must end done, committed
+/// once to a FINISHED run of its own, and the killed tasks reclaimed (attempts >= 2).
+fn crash_test(dir: &Path, store: &str, pool: &str, lease: &str, restart: Option<&str>) {
     let defs: Vec<Value> = (0..200).map(|i| json!({"i": i})).collect();
-    let ids = create(dir, "crash", &defs);
-    // Each task sleeps, then echoes the task back as its result.
-    let cmd = "python3 -c 'import json,sys,time; t=json.load(sys.stdin); time.sleep(0.15); print(json.dumps(t))'";
-    let args = ["--exec", cmd, "--lease", "2"];
-    let mut workers: Vec<Child> = (0..3).map(|_| spawn_worker(dir, "crash", &args)).collect();
+    create_on(dir, store, pool, &defs);
+    // Each task logs its start and end with its worker's pid, sleeps, and echoes the task back.
+    let log = dir.join("starts.log");
+    let cmd = format!(
+        "python3 -c 'import json,os,sys,time\nt=json.load(sys.stdin)\nw=lambda s: open(\"{log}\",\"a\").write(\"%s %s %d\\n\" % (s, os.environ[\"QTASK_TASK_ID\"], os.getppid()))\nw(\"start\"); time.sleep(0.15); w(\"end\"); print(json.dumps(t))'",
+        log = log.display()
+    );
+    let args = ["--exec", cmd.as_str(), "--lease", lease];
+    let mut workers: Vec<Child> = (0..3)
+        .map(|_| spawn_worker_on(dir, store, pool, &args))
+        .collect();
     let mut killed_tasks = BTreeSet::new();
+    // The victim's task in hand: the last one its commands started and did not end.
+    let open_task = |pid: u32| -> Option<String> {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let pid = pid.to_string();
+        let mine: Vec<(&str, &str)> = text
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                (f.len() == 3 && f[2] == pid).then(|| (f[0], f[1]))
+            })
+            .collect();
+        let (_, id) = mine.iter().rev().find(|(kind, _)| *kind == "start")?;
+        let ended = mine
+            .iter()
+            .any(|(kind, other)| *kind == "end" && other == id);
+        (!ended).then(|| id.to_string())
+    };
     for round in 0..2 {
-        std::thread::sleep(Duration::from_millis(1500 + 500 * round));
-        let victim = workers.remove(0);
-        let mut victim = victim;
-        victim.kill().unwrap(); // SIGKILL
+        let mut victim = workers.remove(0);
+        let waiting = Instant::now();
+        while open_task(victim.id()).is_none() {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(120),
+                "the worker never started a task"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        victim.kill().unwrap(); // SIGKILL, mid-task
         victim.wait().unwrap();
-        // The victim's task stays running until its lease expires; live workers' tasks change.
-        std::thread::sleep(Duration::from_millis(600));
-        let a = running_ids(dir, "crash");
-        std::thread::sleep(Duration::from_millis(600));
-        let b = running_ids(dir, "crash");
-        killed_tasks.extend(a.intersection(&b).cloned());
-        workers.push(spawn_worker(dir, "crash", &args));
+        std::thread::sleep(Duration::from_millis(300));
+        // (If its command ended right at the kill, the task may have been committed.)
+        if let Some(id) = open_task(victim.id()) {
+            killed_tasks.insert(id);
+        }
+        workers.push(spawn_worker_on(dir, store, pool, &args));
+        if let (Some(cmd), 0) = (restart, round) {
+            let st = Command::new("sh").args(["-c", cmd]).status().unwrap();
+            assert!(st.success(), "restart command failed: {cmd}");
+        }
     }
-    let deadline = Instant::now() + Duration::from_secs(240);
+    let deadline = Instant::now() + Duration::from_secs(300);
     for w in workers.iter_mut() {
         while w.try_wait().unwrap().is_none() {
             assert!(Instant::now() < deadline, "workers did not finish");
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    let all = tasks(dir, "crash", "{}");
+    let all = tasks_on(dir, store, pool, "{}");
     assert_eq!(all.len(), 200);
     for t in &all {
         assert_eq!(t["status"], "done", "{t}");
-        // The result is the run reference; the run holds this task's own result.
         assert!(t["res"]["run_id"].is_string(), "{t}");
     }
     assert!(
@@ -128,10 +164,10 @@ fn killed_workers_lose_nothing() {
             "killed task {t} was not reclaimed"
         );
     }
-    // Each task's committed run ended FINISHED and belongs to it.
+    // Each task's committed run ended FINISHED, holds this task, and no run is committed twice.
     let runs = json_of(
-        qtask(dir)
-            .args(["exp", "runs", "crash", "--status", "FINISHED", "--json"])
+        qtask_on(dir, store)
+            .args(["exp", "runs", pool, "--status", "FINISHED", "--json"])
             .output()
             .unwrap(),
     );
@@ -141,13 +177,43 @@ fn killed_workers_lose_nothing() {
         .iter()
         .map(|r| r["run_id"].as_str().unwrap().to_string())
         .collect();
+    let committed: BTreeSet<&str> = all
+        .iter()
+        .map(|t| t["res"]["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(committed.len(), 200, "two tasks share a run");
     for t in &all {
         assert!(
             finished.contains(t["res"]["run_id"].as_str().unwrap()),
             "{t}"
         );
     }
-    assert_eq!(ids.len(), 200);
+}
+
+#[test]
+fn killed_workers_lose_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    crash_test(tmp.path(), &sqlite_store(tmp.path()), "crash", "2", None);
+}
+
+/// The same on PostgreSQL (`QTASK_TEST_POSTGRES`), restarting the server mid-run when
+/// `QTASK_TEST_PG_RESTART` holds the command that restarts it.
+#[test]
+fn killed_workers_lose_nothing_on_postgres() {
+    let Ok(url) = std::env::var("QTASK_TEST_POSTGRES") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let pool = format!(
+        "crash_{}_{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    );
+    let restart = std::env::var("QTASK_TEST_PG_RESTART").ok();
+    crash_test(tmp.path(), &url, &pool, "4", restart.as_deref());
+    let _ = qtask_on(tmp.path(), &url)
+        .args(["manage", "-t", &pool, "remove", "--yes"])
+        .output();
 }
 
 #[test]
@@ -193,7 +259,7 @@ fn sigterm_returns_the_task_in_hand() {
     let ids = create(dir, "s", &[json!({"i": 1}), json!({"i": 2})]);
     let mut w = spawn_worker(dir, "s", &["--exec", "sleep 60"]);
     let started = Instant::now();
-    while running_ids(dir, "s").is_empty() {
+    while tasks(dir, "s", r#"{"status": "running"}"#).is_empty() {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "the worker never claimed"

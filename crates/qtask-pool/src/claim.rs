@@ -85,6 +85,13 @@ impl<'a> Claim<'a> {
             .return_task(&self.claimed.task.id, Some(&self.claimed.token), status)
     }
 
+    /// Marks the claim settled without writing anything: the caller already wrote through the
+    /// pool with this claim's token (e.g. a commit retried across a store outage), or the lease
+    /// was lost and the task belongs to someone else.
+    pub fn settle(mut self) {
+        self.settled = true;
+    }
+
     /// Records a failed attempt; returns the task's new status (`failed` when exhausted).
     pub fn fail(mut self, error: &str) -> Result<Status> {
         self.settled = true;

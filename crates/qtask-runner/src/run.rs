@@ -332,8 +332,8 @@ fn run_one(
     if lost.load(Ordering::SeqCst) {
         on_event(&RunEvent::LeaseLost { id });
         summary.lease_lost = 1;
-        // Someone else owns the task now; dropping the claim's writes would be refused anyway.
-        std::mem::forget(claim);
+        // Someone else owns the task now: nothing of ours may be written to it.
+        claim.settle();
         return Ok(summary);
     }
     match outcome {
@@ -341,12 +341,12 @@ fn run_one(
             pool.commit_task_res(&id, Some(claim.token()), &res, Some(opts.after_status))
         }) {
             Ok(()) => {
-                std::mem::forget(claim);
+                claim.settle();
                 on_event(&RunEvent::Committed { id });
                 summary.committed = 1;
             }
             Err(PoolError::LeaseLost { .. }) => {
-                std::mem::forget(claim);
+                claim.settle();
                 on_event(&RunEvent::LeaseLost { id });
                 summary.lease_lost = 1;
             }
