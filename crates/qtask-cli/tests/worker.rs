@@ -378,3 +378,65 @@ fn trainers_record_runs_in_input_order() {
         after.as_array().unwrap().len()
     );
 }
+
+#[test]
+fn force_release_runs_each_task_in_its_own_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    create(
+        dir,
+        "fr",
+        &(0..3).map(|i| json!({"i": i})).collect::<Vec<_>>(),
+    );
+    create(
+        dir,
+        "inproc",
+        &(0..3).map(|i| json!({"j": i})).collect::<Vec<_>>(),
+    );
+    let pids = |pool: &str| -> BTreeSet<String> {
+        let runs = json_of(
+            qtask(dir)
+                .args(["exp", "runs", pool, "--json"])
+                .output()
+                .unwrap(),
+        );
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let id = r["run_id"].as_str().unwrap();
+                let show = json_of(
+                    qtask(dir)
+                        .args(["exp", "show", id, "--json"])
+                        .output()
+                        .unwrap(),
+                );
+                show["tags"]["qtask.pid"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let out = json_of(
+        qtask(dir)
+            .args([
+                "worker",
+                "-t",
+                "fr",
+                "--func",
+                "echo",
+                "--force-release",
+                "--json",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out["committed"], 3);
+    assert_eq!(pids("fr").len(), 3, "each task in a fresh process");
+    json_of(
+        qtask(dir)
+            .args(["worker", "-t", "inproc", "--func", "echo", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(pids("inproc").len(), 1, "without it, one process");
+    assert!(tasks(dir, "fr", "{}").iter().all(|t| t["status"] == "done"));
+}

@@ -1,6 +1,5 @@
 //! Task functions: what a worker calls with a task's definition (or partial result).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -44,46 +43,5 @@ where
 {
     fn call(&self, ctx: &TaskContext, param: &Value) -> Result<Value, TaskError> {
         self(ctx, param)
-    }
-}
-
-/// Built-in task functions by name (`task_train`, `echo`, ...).
-#[derive(Clone, Default)]
-pub struct FuncRegistry {
-    funcs: BTreeMap<String, Arc<dyn TaskFunc>>,
-}
-
-impl FuncRegistry {
-    /// An empty registry.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Registers (or replaces) a function.
-    pub fn register(&mut self, name: &str, func: Arc<dyn TaskFunc>) {
-        self.funcs.insert(name.to_string(), func);
-    }
-
-    /// The function called `name`.
-    pub fn get(&self, name: &str) -> Result<Arc<dyn TaskFunc>, TaskError> {
-        self.funcs.get(name).cloned().ok_or_else(|| {
-            TaskError(format!(
-                "unknown task function `{name}` (built in: {})",
-                self.names().join(", ")
-            ))
-        })
-    }
-
-    /// The registered names, sorted.
-    pub fn names(&self) -> Vec<String> {
-        self.funcs.keys().cloned().collect()
-    }
-}
-
-impl std::fmt::Debug for FuncRegistry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FuncRegistry")
-            .field("funcs", &self.names())
-            .finish()
     }
 }

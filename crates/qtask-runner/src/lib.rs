@@ -4,7 +4,8 @@
 //! task in hand, a failing task is recorded (error kept, attempt counted) and the worker goes on,
 //! several task slots can run at once, and a stop request (SIGINT/SIGTERM) returns the task in
 //! hand instead of losing it. Task functions are built-in Rust functions registered by name
-//! ([`FuncRegistry`]) or external commands ([`ExternalCommand`]).
+//! ([`ExecRegistry`]) or external commands ([`ExternalCommand`]), and every task becomes an
+//! experiment run ([`RecordedTask`]); [`Trainer`] is Qlib's four trainers.
 
 #![warn(missing_docs)]
 
@@ -19,7 +20,7 @@ pub mod trainer;
 
 pub use error::{RunnerError, TaskError};
 pub use external::ExternalCommand;
-pub use func::{FuncRegistry, TaskContext, TaskFunc};
+pub use func::{TaskContext, TaskFunc};
 pub use run::{RunEvent, RunOptions, RunSummary, run_task};
 pub use stop::StopFlag;
 pub use train::{Echo, ExecRegistry, Executor, Phase, RecordedTask};

@@ -141,13 +141,20 @@ pub enum Phase {
 }
 
 /// Qlib's `begin_task_train`: starts a run, logs the flattened task as params, saves the task as
-/// `task.json`, tags the hostname.
+/// `task.json`, tags the hostname (and the process id as `qtask.pid`).
 pub fn begin_task_train(exp: &Experiment, task: &Value) -> Result<Run, TaskError> {
     let run = exp.start_run(None).map_err(record_err)?;
     let setup = || -> qtask_record::Result<()> {
         run.log_params(task)?;
         run.save_json(TASK_ARTIFACT, task)?;
-        run.set_tag("hostname", &gethostname::gethostname().to_string_lossy())?;
+        run.set_tags(&[
+            (
+                "hostname".to_string(),
+                gethostname::gethostname().to_string_lossy().to_string(),
+            ),
+            // Which process did the work: distinguishes `--force-release` children.
+            ("qtask.pid".to_string(), std::process::id().to_string()),
+        ])?;
         Ok(())
     };
     if let Err(e) = setup() {
