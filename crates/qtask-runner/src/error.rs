@@ -8,6 +8,9 @@ pub enum RunnerError {
     /// The pool failed (unreachable store, ...).
     #[error(transparent)]
     Pool(#[from] PoolError),
+    /// The runs store failed.
+    #[error("runs store: {0}")]
+    Record(#[from] qtask_record::RecordError),
     /// The options make no sense (e.g. a `before_status` run_task cannot take).
     #[error("{0}")]
     Invalid(String),

@@ -122,16 +122,12 @@ impl Trainer {
     }
 
     fn tag(&self, run_id: &str, tags: &[(&str, &str)]) -> Result<(), RunnerError> {
-        let run = self
-            .store
-            .run(run_id)
-            .map_err(|e| RunnerError::Invalid(e.to_string()))?;
+        let run = self.store.run(run_id)?;
         let tags: Vec<(String, String)> = tags
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        run.set_tags(&tags)
-            .map_err(|e| RunnerError::Invalid(e.to_string()))
+        Ok(run.set_tags(&tags)?)
     }
 
     /// Trains (or, for delay trainers, records) `tasks`; runs are tagged `begin_task_train`.
@@ -144,10 +140,7 @@ impl Trainer {
         if self.kind.uses_pool() {
             return self.train_through_pool(tasks, stop, on_event);
         }
-        let exp = self
-            .store
-            .experiment(&self.experiment)
-            .map_err(|e| RunnerError::Invalid(e.to_string()))?;
+        let exp = self.store.experiment(&self.experiment)?;
         let mut out = TrainOutcome::default();
         for (i, task) in tasks.iter().enumerate() {
             if stop.is_stopped() {
@@ -291,13 +284,8 @@ impl Trainer {
             TrainerKind::R | TrainerKind::Rm => {}
             TrainerKind::DelayR => {
                 for (i, run_id) in run_ids.iter().enumerate() {
-                    let run = self
-                        .store
-                        .run(run_id)
-                        .map_err(|e| RunnerError::Invalid(e.to_string()))?;
-                    let tags = run
-                        .tags()
-                        .map_err(|e| RunnerError::Invalid(e.to_string()))?;
+                    let run = self.store.run(run_id)?;
+                    let tags = run.tags()?;
                     if tags.get(STATUS_KEY).map(String::as_str) == Some(STATUS_END)
                         || run.info().status == RunStatus::Finished
                     {
@@ -307,10 +295,7 @@ impl Trainer {
                         id: run_id.clone(),
                         attempt: 1,
                     });
-                    let resumed = self
-                        .store
-                        .resume_run(run_id)
-                        .map_err(|e| RunnerError::Invalid(e.to_string()))?;
+                    let resumed = self.store.resume_run(run_id)?;
                     match end_task_train(
                         resumed,
                         self.exec.as_ref(),
@@ -333,13 +318,8 @@ impl Trainer {
                 let pool = self.pool()?;
                 let mut ids = Vec::with_capacity(run_ids.len());
                 for run_id in run_ids {
-                    let run = self
-                        .store
-                        .run(run_id)
-                        .map_err(|e| RunnerError::Invalid(e.to_string()))?;
-                    let tags = run
-                        .tags()
-                        .map_err(|e| RunnerError::Invalid(e.to_string()))?;
+                    let run = self.store.run(run_id)?;
+                    let tags = run.tags()?;
                     ids.push(tags.get(TM_ID).cloned().ok_or_else(|| {
                         RunnerError::Invalid(format!(
                             "run {run_id} has no `{TM_ID}` tag: it was not trained through a pool"
