@@ -83,6 +83,14 @@ impl FeatureCache {
             for f in program.fields() {
                 files.push(stamp(&dir.join(format!("{f}.day.bin"))));
             }
+            // PIT files are stamped only when P(...) is used, so other keys are unchanged.
+            for q in program.pit_queries() {
+                for f in q.program.fields() {
+                    let (data, index) = crate::pit::pit_paths(provider.root(), &l.symbol, f);
+                    files.push(stamp(&data));
+                    files.push(stamp(&index));
+                }
+            }
         }
         let root = provider
             .root()

@@ -102,16 +102,33 @@ fn compute_one(
         series.push(provider.read_field(&listed.symbol, f)?);
     }
     let missing: Vec<bool> = series.iter().map(Option::is_none).collect();
+    // Only programs with P(...) touch financial/, so ordinary expressions pay nothing.
+    let pit = if program.pit_queries().is_empty() {
+        None
+    } else {
+        Some(crate::pit::pit_columns(
+            provider.root(),
+            &listed.symbol,
+            program,
+        )?)
+    };
+    // A P(...) with files spans the whole query, as Qlib's P series does.
+    let pit_span = pit.as_ref().is_some_and(|p| p.any()).then_some((qs, qe));
     let empty = Block {
         rows: Vec::new(),
         cols: vec![Vec::new(); program.names().len()],
         missing: missing.clone(),
     };
     // Qlib's series only cover the days present in the files; rows are their union.
-    let Some(ds) = series.iter().flatten().map(|b| b.start).min() else {
+    let spans = series
+        .iter()
+        .flatten()
+        .map(|b| (b.start, b.end()))
+        .chain(pit_span);
+    let Some(ds) = spans.clone().map(|s| s.0).min() else {
         return Ok(empty);
     };
-    let de = series.iter().flatten().map(|b| b.end()).max().unwrap_or(ds);
+    let de = spans.map(|s| s.1).max().unwrap_or(ds);
     let (ds, de) = (ds.max(qs), de.min(qe));
     if ds >= de {
         return Ok(empty);
@@ -133,8 +150,11 @@ fn compute_one(
             })
         })
         .collect();
-    let cols = program.eval(&fields, len);
     let cal = provider.calendar();
+    let cols = match &pit {
+        Some(p) => program.eval_with_pit(&fields, &p.compute(program, &cal[ds..de]), len),
+        None => program.eval(&fields, len),
+    };
     let rows: Vec<usize> = (ds.max(s)..de.min(e))
         .filter(|&t| {
             listed.spans.is_empty()

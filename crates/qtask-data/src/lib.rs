@@ -13,6 +13,7 @@ pub mod features;
 pub mod frame;
 pub mod handler;
 pub mod import;
+pub mod pit;
 pub mod processor;
 pub mod provider;
 pub mod synth;

@@ -232,7 +232,9 @@ impl Provider {
         }
         for l in &out {
             let dir = self.symbol_dir(&l.symbol);
-            if !dir.is_dir() {
+            // An instrument with only point-in-time data has just a financial/ folder.
+            let pit_dir = self.root.join("financial").join(l.symbol.to_lowercase());
+            if !dir.is_dir() && !pit_dir.is_dir() {
                 return Err(DataError::Invalid(format!(
                     "instrument {} has no data: {} does not exist",
                     l.symbol,

@@ -13,6 +13,8 @@ pub enum BenchCommand {
     Ensemble(crate::cmd::bench_ensemble::BenchEnsembleArgs),
     /// Runs written, listed and read back per second (file store or tracking server).
     Runs(crate::cmd::exp::BenchRunsArgs),
+    /// Time and peak memory of P() over a synthetic point-in-time database.
+    Pit(crate::cmd::bench_pit::BenchPitArgs),
 }
 
 /// Runs a benchmark.
@@ -22,5 +24,6 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Features(a) => crate::cmd::bench_features::run(a),
         BenchCommand::Ensemble(a) => crate::cmd::bench_ensemble::run(a),
         BenchCommand::Runs(a) => crate::cmd::exp::bench_runs(a),
+        BenchCommand::Pit(a) => crate::cmd::bench_pit::run(a),
     }
 }

@@ -22,6 +22,22 @@ pub enum DataCommand {
     Features(FeaturesArgs),
     /// Import CSV files into the Qlib binary layout (new folder, or append new dates).
     ImportCsv(ImportArgs),
+    /// Import point-in-time financial rows (symbol,date,period,field,value) into financial/.
+    ImportPit(ImportPitArgs),
+}
+
+/// `qtask data import-pit`.
+#[derive(Debug, Args)]
+pub struct ImportPitArgs {
+    /// CSV with the columns symbol,date,period,field,value (field ends with _q or _a).
+    #[arg(long)]
+    csv: PathBuf,
+    /// Qlib data folder to create or append to (files go to financial/<symbol>/).
+    #[arg(long)]
+    out: PathBuf,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `qtask data synth`.
@@ -115,6 +131,7 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
         DataCommand::Synth(a) => run_synth(a),
         DataCommand::Features(a) => run_features(a),
         DataCommand::ImportCsv(a) => run_import(a),
+        DataCommand::ImportPit(a) => run_import_pit(a),
     }
 }
 
@@ -260,6 +277,30 @@ pub fn write_frame(frame: &Frame, path: &Path) -> anyhow::Result<()> {
             "{}: unsupported output format (use .csv or .parquet)",
             path.display()
         ),
+    }
+}
+
+fn run_import_pit(a: ImportPitArgs) -> anyhow::Result<()> {
+    let pb = bar(0, "import-pit");
+    let s = qtask_data::pit::import_pit_csv(&a.csv, &a.out, &|done, total| {
+        pb.set_length(total);
+        pb.set_position(done);
+    })
+    .context("data import-pit")?;
+    pb.finish_and_clear();
+    if a.json {
+        write_json(&s, None)
+    } else {
+        println!(
+            "imported {} rows into {} fields of {} symbols under {}: {} records written, {} skipped (not newer than stored data)",
+            s.rows,
+            s.fields,
+            s.symbols,
+            a.out.join("financial").display(),
+            s.written,
+            s.skipped
+        );
+        Ok(())
     }
 }
 

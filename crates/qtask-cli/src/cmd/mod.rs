@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_ensemble;
 pub mod bench_features;
+pub mod bench_pit;
 pub mod bench_pool;
 pub mod collect;
 pub mod data;

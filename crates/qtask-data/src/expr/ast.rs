@@ -202,6 +202,11 @@ pub enum Expr {
     PairRolling(PairRollOp, Box<Expr>, Box<Expr>, i64),
     /// `If(cond, a, b)`: a where cond is non-zero (or NaN), else b.
     If(Box<Expr>, Box<Expr>, Box<Expr>),
+    /// `$$field`: a point-in-time financial field, only valid inside `P` or `PRef`.
+    PitField(String),
+    /// `P(x)` (period `None`) or `PRef(x, period)`: evaluates `x` over the period series
+    /// visible on each trading day and yields a daily value.
+    Pit(Box<Expr>, Option<u32>),
 }
 
 impl Expr {
@@ -209,7 +214,8 @@ impl Expr {
     /// (Qlib's `get_extended_window_size`).
     pub fn extended_window(&self) -> (usize, usize) {
         match self {
-            Expr::Const(_) | Expr::Field(_) => (0, 0),
+            // P collapses its period series to one value per day: no daily look-back.
+            Expr::Const(_) | Expr::Field(_) | Expr::PitField(_) | Expr::Pit(..) => (0, 0),
             Expr::Unary(_, x) => x.extended_window(),
             Expr::Binary(_, a, b) | Expr::PairRolling(_, a, b, 0) => {
                 max2(a.extended_window(), b.extended_window())
@@ -250,7 +256,8 @@ impl Expr {
     /// Collects the `$fields` the expression reads.
     pub fn fields(&self, out: &mut Vec<String>) {
         match self {
-            Expr::Const(_) => {}
+            // PIT fields live in `financial/`, not in `.day.bin` files.
+            Expr::Const(_) | Expr::PitField(_) | Expr::Pit(..) => {}
             Expr::Field(f) => {
                 if !out.contains(f) {
                     out.push(f.clone());
@@ -310,6 +317,9 @@ impl fmt::Display for Expr {
                 write!(f, "{name}({a},{b},{n})")
             }
             Expr::If(c, a, b) => write!(f, "If({c},{a},{b})"),
+            Expr::PitField(name) => write!(f, "$${name}"),
+            Expr::Pit(x, None) => write!(f, "P({x})"),
+            Expr::Pit(x, Some(p)) => write!(f, "PRef({x},{p})"),
         }
     }
 }

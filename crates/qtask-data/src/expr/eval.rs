@@ -33,12 +33,16 @@ enum Node {
     /// Qlib's blanking of Corr/Rsquare: NaN wherever one of the rolling stds is below 2e-5.
     Masked(usize, Vec<usize>),
     If(usize, usize, usize),
+    /// A PIT field of an inner `P` program: the period series, in float64 as Qlib reads it.
+    PitField(usize),
+    /// The daily column of `Program::pit_queries()[i]`, computed outside the graph.
+    Pit(usize),
 }
 
 impl Node {
     fn children(&self) -> Vec<usize> {
         match *self {
-            Node::Const(_) | Node::Field(_) => vec![],
+            Node::Const(_) | Node::Field(_) | Node::PitField(_) | Node::Pit(_) => vec![],
             Node::Unary(_, a) | Node::Rolling(_, a, _) | Node::Quantile(a, _, _) => vec![a],
             Node::Binary(_, a, b) | Node::Pair(_, a, b, _) => vec![a, b],
             Node::If(c, a, b) => vec![c, a, b],
@@ -57,13 +61,28 @@ pub struct Program {
     exprs: Vec<String>,
     window: (usize, usize),
     last_use: Vec<usize>,
+    pits: Vec<PitQuery>,
+}
+
+/// One `P(x)` or `PRef(x, period)` of a program: `x` compiled over period series.
+#[derive(Debug, Clone)]
+pub struct PitQuery {
+    /// `x`, whose `fields()` are the PIT field names (lower case, e.g. `roewa_q`).
+    pub program: Program,
+    /// `Some(period)` for `PRef`, `None` for `P`.
+    pub period: Option<u32>,
+}
+
+impl PitQuery {
+    /// How many periods before the latest one `x` reads (Qlib's `get_extended_window_size`).
+    pub fn lookback(&self) -> usize {
+        self.program.window.0
+    }
 }
 
 impl Program {
-    /// Parses and compiles `(name, expression)` pairs. Identical subexpressions (same
-    /// canonical form) become one node.
-    pub fn compile(named: &[(String, String)]) -> Result<Program> {
-        let mut p = Program {
+    fn empty() -> Program {
+        Program {
             nodes: Vec::new(),
             fields: Vec::new(),
             outputs: Vec::new(),
@@ -71,7 +90,40 @@ impl Program {
             exprs: Vec::new(),
             window: (0, 0),
             last_use: Vec::new(),
-        };
+            pits: Vec::new(),
+        }
+    }
+
+    /// Frees each intermediate once its last consumer ran; outputs are kept.
+    fn finish(mut self) -> Program {
+        let n = self.nodes.len();
+        self.last_use = (0..n).collect();
+        for (i, node) in self.nodes.iter().enumerate() {
+            for c in node.children() {
+                self.last_use[c] = self.last_use[c].max(i);
+            }
+        }
+        for &o in &self.outputs {
+            self.last_use[o] = usize::MAX;
+        }
+        self
+    }
+
+    /// The inner program of a `P`: one output, fields are PIT fields.
+    fn from_pit_expr(e: &Expr) -> Program {
+        let mut p = Program::empty();
+        p.window = e.extended_window();
+        let id = p.intern(e, &mut HashMap::new());
+        p.outputs.push(id);
+        p.names.push(e.to_string());
+        p.exprs.push(e.to_string());
+        p.finish()
+    }
+
+    /// Parses and compiles `(name, expression)` pairs. Identical subexpressions (same
+    /// canonical form) become one node.
+    pub fn compile(named: &[(String, String)]) -> Result<Program> {
+        let mut p = Program::empty();
         let mut keys: HashMap<String, usize> = HashMap::new();
         for (name, text) in named {
             let e = parse(text)?;
@@ -82,17 +134,7 @@ impl Program {
             p.names.push(name.clone());
             p.exprs.push(text.clone());
         }
-        let n = p.nodes.len();
-        p.last_use = (0..n).collect();
-        for (i, node) in p.nodes.iter().enumerate() {
-            for c in node.children() {
-                p.last_use[c] = p.last_use[c].max(i);
-            }
-        }
-        for &o in &p.outputs {
-            p.last_use[o] = usize::MAX;
-        }
-        Ok(p)
+        Ok(p.finish())
     }
 
     fn intern(&mut self, e: &Expr, keys: &mut HashMap<String, usize>) -> usize {
@@ -111,6 +153,25 @@ impl Program {
                     }
                 };
                 Node::Field(i)
+            }
+            Expr::PitField(f) => {
+                // Qlib lower-cases PIT field names before finding their files.
+                let f = f.to_lowercase();
+                let i = match self.fields.iter().position(|x| *x == f) {
+                    Some(i) => i,
+                    None => {
+                        self.fields.push(f);
+                        self.fields.len() - 1
+                    }
+                };
+                Node::PitField(i)
+            }
+            Expr::Pit(x, period) => {
+                self.pits.push(PitQuery {
+                    program: Program::from_pit_expr(x),
+                    period: *period,
+                });
+                Node::Pit(self.pits.len() - 1)
             }
             Expr::Unary(op, x) => Node::Unary(*op, self.intern(x, keys)),
             Expr::Binary(op, a, b) => {
@@ -201,14 +262,31 @@ impl Program {
         self.window
     }
 
+    /// The `P(...)`/`PRef(...)` subexpressions, whose daily columns `eval_with_pit` takes.
+    pub fn pit_queries(&self) -> &[PitQuery] {
+        &self.pits
+    }
+
     /// Evaluates every output over series of length `len`; `fields[i]` holds the values of
     /// `self.fields()[i]` (f32 values widened to f64), or `None` when the file is missing
     /// (a column of NaN, as Qlib does). Outputs are rounded to f32, as Qlib returns them.
+    /// `P(...)` columns are NaN here: use `eval_with_pit` to supply them.
     pub fn eval(&self, fields: &[Option<Vec<f64>>], len: usize) -> Vec<Vec<f32>> {
+        self.eval_with_pit(fields, &[], len)
+    }
+
+    /// `eval` with the daily column of each `pit_queries()[i]` in `pits[i]` (`None` or absent:
+    /// NaN, as Qlib gives when the instrument has no PIT file).
+    pub fn eval_with_pit(
+        &self,
+        fields: &[Option<Vec<f64>>],
+        pits: &[Option<Vec<f64>>],
+        len: usize,
+    ) -> Vec<Vec<f32>> {
         let mut vals: Vec<Option<Val>> = vec![None; self.nodes.len()];
         let mut out: Vec<Option<Vec<f32>>> = vec![None; self.outputs.len()];
         for (i, node) in self.nodes.iter().enumerate() {
-            let v = eval_node(node, &vals, fields, len);
+            let v = eval_node(node, &vals, fields, pits, len);
             vals[i] = Some(v);
             for c in node.children() {
                 if self.last_use[c] == i {
@@ -316,10 +394,28 @@ fn apply_binary(op: BinaryOp, x: f64, y: f64) -> f64 {
     }
 }
 
-fn eval_node(node: &Node, vals: &[Option<Val>], fields: &[Option<Vec<f64>>], len: usize) -> Val {
+fn eval_node(
+    node: &Node,
+    vals: &[Option<Val>],
+    fields: &[Option<Vec<f64>>],
+    pits: &[Option<Vec<f64>>],
+    len: usize,
+) -> Val {
     let get = |j: usize| vals[j].as_ref().expect("children are evaluated first");
     match *node {
         Node::Const(c) => Val::Scalar(c),
+        Node::PitField(i) => match &fields[i] {
+            Some(v) => Val::Col(Column {
+                v: v.clone(),
+                dt: DType::F64,
+            }),
+            None => col(vec![f64::NAN; len], DType::F64),
+        },
+        // Qlib's P stores its daily values in a float32 array.
+        Node::Pit(i) => match pits.get(i) {
+            Some(Some(v)) => col(v.clone(), DType::F32),
+            _ => col(vec![f64::NAN; len], DType::F32),
+        },
         Node::Field(i) => match &fields[i] {
             Some(v) => Val::Col(Column {
                 v: v.clone(),

@@ -1,6 +1,7 @@
 //! Qlib's expression syntax: `$field`, numbers, `+ - * /`, comparisons, `&`, `|`, unary minus
 //! and named operators such as `Mean($close, 5)`. Precedence follows Python, which Qlib
 //! evaluates expressions with: comparisons bind loosest, then `|`, `&`, `+ -`, `* /`.
+//! Point-in-time fields `$$name` are only valid inside `P(...)` or `PRef(..., period)`.
 
 use super::ast::{BinaryOp, Expr, PairRollOp, RollOp, UnaryOp, Window};
 use crate::error::{DataError, Result};
@@ -9,6 +10,7 @@ use crate::error::{DataError, Result};
 enum Tok {
     Num(f64),
     Field(String),
+    PitField(String),
     Ident(String),
     LParen,
     RParen,
@@ -29,8 +31,72 @@ pub fn parse(src: &str) -> Result<Expr> {
     let mut p = Parser { src, toks, at: 0 };
     let e = p.comparison()?;
     match p.peek() {
-        Tok::Eof => Ok(e),
+        Tok::Eof => {
+            check_pit(src, &e, false)?;
+            Ok(e)
+        }
         t => Err(p.err(p.pos(), format!("unexpected {}", describe(&t)))),
+    }
+}
+
+/// Enforces where PIT constructs may appear: `$$field` only inside `P`/`PRef`, daily `$field`
+/// and nested `P` never inside them, and no look-ahead (Qlib raises on future periods).
+fn check_pit(src: &str, e: &Expr, inside: bool) -> Result<()> {
+    let err = |needle: &str, msg: String| DataError::Parse {
+        expr: src.to_string(),
+        pos: src.find(needle).unwrap_or(0),
+        msg,
+    };
+    match e {
+        Expr::Const(_) => Ok(()),
+        Expr::Field(f) if inside => Err(err(
+            &format!("${f}"),
+            format!("daily field ${f} cannot be used inside P()/PRef(); apply it outside"),
+        )),
+        Expr::Field(_) => Ok(()),
+        Expr::PitField(f) if !inside => Err(err(
+            &format!("$${f}"),
+            format!("PIT field $${f} must be wrapped in P(...) or PRef(..., period)"),
+        )),
+        Expr::PitField(f) => {
+            let l = f.to_ascii_lowercase();
+            if l.ends_with("_q") || l.ends_with("_a") {
+                Ok(())
+            } else {
+                Err(err(
+                    &format!("$${f}"),
+                    format!("PIT field $${f} must end with _q (quarterly) or _a (annual)"),
+                ))
+            }
+        }
+        Expr::Pit(x, period) => {
+            let name = if period.is_some() { "PRef" } else { "P" };
+            if inside {
+                return Err(err(
+                    name,
+                    format!("{name}() cannot be nested inside P()/PRef()"),
+                ));
+            }
+            if x.extended_window().1 > 0 {
+                return Err(err(
+                    name,
+                    "PIT data cannot refer to a future period (e.g. Ref($$x_q, -1))".into(),
+                ));
+            }
+            check_pit(src, x, true)
+        }
+        Expr::Unary(_, x) | Expr::Rolling(_, x, _) | Expr::Quantile(x, _, _) => {
+            check_pit(src, x, inside)
+        }
+        Expr::Binary(_, a, b) | Expr::PairRolling(_, a, b, _) => {
+            check_pit(src, a, inside)?;
+            check_pit(src, b, inside)
+        }
+        Expr::If(c, a, b) => {
+            check_pit(src, c, inside)?;
+            check_pit(src, a, inside)?;
+            check_pit(src, b, inside)
+        }
     }
 }
 
@@ -38,6 +104,7 @@ fn describe(t: &Tok) -> String {
     match t {
         Tok::Num(n) => format!("number {n}"),
         Tok::Field(f) => format!("field ${f}"),
+        Tok::PitField(f) => format!("PIT field $${f}"),
         Tok::Ident(i) => format!("name `{i}`"),
         Tok::LParen => "`(`".into(),
         Tok::RParen => "`)`".into(),
@@ -89,13 +156,26 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>> {
         }
         if c == '$' {
             i += 1;
+            let pit = chars.get(i) == Some(&'$');
+            if pit {
+                i += 1;
+            }
+            let name_start = i;
             while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
                 i += 1;
             }
-            if i == start + 1 {
+            if i == name_start {
                 return Err(err(start, "`$` must be followed by a field name".into()));
             }
-            out.push((Tok::Field(chars[start + 1..i].iter().collect()), start));
+            let name: String = chars[name_start..i].iter().collect();
+            out.push((
+                if pit {
+                    Tok::PitField(name)
+                } else {
+                    Tok::Field(name)
+                },
+                start,
+            ));
             continue;
         }
         if c.is_ascii_alphabetic() || c == '_' {
@@ -185,6 +265,8 @@ fn lookup(name: &str) -> Option<(Kind, &'static str)> {
         "Corr" => (Pair(PairRollOp::Corr), "(x, y, N)"),
         "Cov" => (Pair(PairRollOp::Cov), "(x, y, N)"),
         "If" => (If, "(cond, x, y)"),
+        "P" => (Pit, "(x)"),
+        "PRef" => (PitRef, "(x, period)"),
         _ => return None,
     })
 }
@@ -197,6 +279,8 @@ enum Kind {
     Quantile,
     Pair(PairRollOp),
     If,
+    Pit,
+    PitRef,
 }
 
 impl Parser<'_> {
@@ -313,6 +397,7 @@ impl Parser<'_> {
         match tok {
             Tok::Num(v) => Ok(Expr::Const(v)),
             Tok::Field(f) => Ok(Expr::Field(f)),
+            Tok::PitField(f) => Ok(Expr::PitField(f)),
             Tok::LParen => {
                 let e = self.comparison()?;
                 match self.bump() {
@@ -416,6 +501,26 @@ impl Parser<'_> {
                 let (a, _) = next();
                 let (b, _) = next();
                 Expr::If(Box::new(c), Box::new(a), Box::new(b))
+            }
+            Kind::Pit => Expr::Pit(Box::new(next().0), None),
+            Kind::PitRef => {
+                let (x, _) = next();
+                let (p, ppos) = next();
+                let period = match p {
+                    Expr::Const(v)
+                        if v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v) =>
+                    {
+                        v as u32
+                    }
+                    _ => {
+                        return Err(self.err(
+                            ppos,
+                            "PRef's period must be a whole number such as 201902 (quarter) or 2019 (year)"
+                                .into(),
+                        ));
+                    }
+                };
+                Expr::Pit(Box::new(x), Some(period))
             }
         })
     }
