@@ -27,3 +27,19 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Pit(a) => crate::cmd::bench_pit::run(a),
     }
 }
+
+/// A `/proc/self/status` memory field (`VmHWM:`, `VmRSS:`) in bytes (0 when unavailable).
+pub fn status_bytes(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with(field))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), in MiB.
+pub fn peak_rss_mib() -> f64 {
+    status_bytes("VmHWM:") as f64 / (1024.0 * 1024.0)
+}

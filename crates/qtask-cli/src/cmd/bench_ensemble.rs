@@ -55,20 +55,9 @@ struct Report {
     peak_reset_supported: bool,
 }
 
-/// A `/proc/self/status` memory field (`VmHWM`, `VmRSS`) in bytes.
-fn status_bytes(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with(field))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
 /// Peak resident memory (VmHWM) in bytes.
 fn peak_rss() -> u64 {
-    status_bytes("VmHWM:")
+    crate::cmd::bench::status_bytes("VmHWM:")
 }
 
 /// Resets VmHWM to the current RSS (Linux: `5` into clear_refs); false when refused.
@@ -177,7 +166,7 @@ pub fn run(args: BenchEnsembleArgs) -> anyhow::Result<()> {
     );
     let days = args.rows.div_ceil(args.instruments);
     let step = ((days as f64) * (1.0 - args.overlap)).ceil().max(1.0) as usize;
-    let baseline = status_bytes("VmRSS:");
+    let baseline = crate::cmd::bench::status_bytes("VmRSS:");
     let pb = crate::output::bar(2 * args.windows as u64, "generating");
     let mut rng = Lcg(42);
     let mut rolling_in = Vec::with_capacity(args.windows);

@@ -45,19 +45,6 @@ struct Report {
     peak_rss_mib: f64,
 }
 
-/// Peak resident memory of this process (Linux `VmHWM`), in MiB.
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 /// Runs the benchmark.
 pub fn run(a: BenchFeaturesArgs) -> anyhow::Result<()> {
     let provider = Provider::open(&a.provider_uri)?;
@@ -84,7 +71,7 @@ pub fn run(a: BenchFeaturesArgs) -> anyhow::Result<()> {
         threads: qtask_data::features::threads(),
         best_seconds: times.iter().copied().fold(f64::INFINITY, f64::min),
         mean_seconds: times.iter().sum::<f64>() / times.len() as f64,
-        peak_rss_mib: peak_rss_mib(),
+        peak_rss_mib: crate::cmd::bench::peak_rss_mib(),
     };
     if a.json {
         write_json(&report, None)
