@@ -105,5 +105,20 @@ impl From<postgres::Error> for PoolError {
     }
 }
 
+impl PoolError {
+    /// Whether waiting may help: the server went away or is restarting, or a SQLite file is
+    /// busy or locked by another process. Workers retry these with backoff.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PoolError::Connect { .. } | PoolError::Postgres(_) | PoolError::Mongo(_) => true,
+            PoolError::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// Result with [`PoolError`].
 pub type Result<T, E = PoolError> = std::result::Result<T, E>;

@@ -73,6 +73,15 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn list_artifacts(&self, run: &RunInfo, dir: Option<&str>) -> Result<Vec<ArtifactEntry>>;
 }
 
+/// Orders runs newest first (ties by run id), the order every backend lists them in.
+pub(crate) fn sort_newest_first(runs: &mut [RunInfo]) {
+    runs.sort_by(|a, b| {
+        b.start_time
+            .cmp(&a.start_time)
+            .then_with(|| a.run_id.cmp(&b.run_id))
+    });
+}
+
 /// The latest metric of each key among `metrics` (MLflow's `max(step, timestamp, value)`).
 pub(crate) fn latest_of(metrics: impl IntoIterator<Item = Metric>) -> Vec<Metric> {
     let mut best: BTreeMap<String, Metric> = BTreeMap::new();

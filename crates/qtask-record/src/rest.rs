@@ -515,11 +515,7 @@ impl Backend for RestStore {
                 _ => break,
             }
         }
-        out.sort_by(|a, b| {
-            b.start_time
-                .cmp(&a.start_time)
-                .then_with(|| a.run_id.cmp(&b.run_id))
-        });
+        crate::backend::sort_newest_first(&mut out);
         Ok(out)
     }
 

@@ -128,14 +128,6 @@ impl RunSummary {
     }
 }
 
-/// Errors worth waiting out: the store went away or is restarting.
-fn transient(e: &PoolError) -> bool {
-    matches!(
-        e,
-        PoolError::Connect { .. } | PoolError::Postgres(_) | PoolError::Mongo(_)
-    ) || matches!(e, PoolError::Sqlite(rusqlite_err) if rusqlite_err.to_string().contains("locked"))
-}
-
 /// Retries `op` with exponential backoff while it fails transiently, up to `for_how_long`.
 fn with_retry<T>(
     opts: &RunOptions,
@@ -148,7 +140,7 @@ fn with_retry<T>(
     loop {
         match op() {
             Err(e)
-                if transient(&e)
+                if e.is_transient()
                     && started.elapsed() < opts.reconnect_for
                     && !stop.is_stopped() =>
             {

@@ -230,11 +230,14 @@ impl Trainer {
             ..self.run.clone()
         };
         run_task(pool, &self.recorded(phase), &opts, stop, on_event)?;
-        // Other processes or machines may still hold some of these tasks.
-        self.wait_until_none(&query, &[Status::Waiting, Status::Running], stop)?;
-        if !self.kind.is_delay() {
-            self.wait_until_none(&query, &[Status::PartDone], stop)?;
-        }
+        // Other processes or machines may still hold some of these tasks; a delay trainer's
+        // tasks rest in part_done, so only waiting and running ones are waited for.
+        let unfinished: &[Status] = if self.kind.is_delay() {
+            &[Status::Waiting, Status::Running]
+        } else {
+            &[Status::Waiting, Status::Running, Status::PartDone]
+        };
+        self.wait_until_none(&query, unfinished, stop)?;
         self.collect_runs(&ids, true)
     }
 

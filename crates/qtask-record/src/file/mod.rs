@@ -517,11 +517,7 @@ impl Backend for FileStore {
                 runs.push(info);
             }
         }
-        runs.sort_by(|a, b| {
-            b.start_time
-                .cmp(&a.start_time)
-                .then_with(|| a.run_id.cmp(&b.run_id))
-        });
+        crate::backend::sort_newest_first(&mut runs);
         Ok(runs)
     }
 
