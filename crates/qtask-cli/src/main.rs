@@ -34,6 +34,15 @@ enum Command {
     Worker(cmd::worker::WorkerArgs),
     /// Generate tasks and train them with TrainerR, TrainerRM, DelayTrainerR or DelayTrainerRM.
     Train(cmd::train::TrainArgs),
+    /// Train one Qlib workflow config into a run and print its metrics (Qlib's qrun).
+    Run(cmd::qrun::RunArgs),
+    /// Generate rolling tasks, train them, collect with RollingGroup; write prediction, summary, report.
+    Rolling(cmd::rolling::RollingArgs),
+    /// Write a self-contained HTML report of an experiment's study.
+    Report(cmd::report::ReportArgs),
+    /// Ready-made studies on a synthetic market (the README's main command).
+    #[command(subcommand)]
+    Example(cmd::example::ExampleCommand),
     /// Run one recorded task in a child process (used by `worker --force-release`).
     #[command(hide = true)]
     WorkerTask(cmd::worker::WorkerTaskArgs),
@@ -82,6 +91,10 @@ fn main() -> ExitCode {
         Command::Exp(args) => cmd::exp::run(args),
         Command::Worker(args) => cmd::worker::run(args),
         Command::Train(args) => cmd::train::run(args),
+        Command::Run(args) => cmd::qrun::run(args),
+        Command::Rolling(args) => cmd::rolling::run(args),
+        Command::Report(args) => cmd::report::run(args),
+        Command::Example(cmd) => cmd::example::run(cmd),
         Command::WorkerTask(args) => cmd::worker::run_child(args),
         Command::Bench(cmd) => cmd::bench::run(cmd),
     };

@@ -122,7 +122,7 @@ impl DatasetH {
         })?;
         let frame = match key {
             DataKey::Raw => &self.handler.raw,
-            DataKey::Infer => &self.handler.infer,
+            DataKey::Infer => self.handler.infer(),
             DataKey::Learn => &self.handler.learn,
         };
         Ok(slice(frame, self.handler.n_features, s, e))

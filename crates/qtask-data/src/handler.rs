@@ -225,8 +225,9 @@ pub struct Handler {
     pub n_features: usize,
     /// Data as computed from the expressions.
     pub raw: Frame,
-    /// After infer processors.
-    pub infer: Frame,
+    /// After infer processors; empty when there are none (then [`Handler::infer`] is `raw`,
+    /// which saves a copy of the largest table of a study).
+    infer: Frame,
     /// After learn processors.
     pub learn: Frame,
 }
@@ -263,16 +264,28 @@ impl Handler {
         Ok(h)
     }
 
+    /// The data after infer processors (what models predict on).
+    pub fn infer(&self) -> &Frame {
+        if self.config.infer_processors.is_empty() {
+            &self.raw
+        } else {
+            &self.infer
+        }
+    }
+
     fn process(&mut self) {
         let nf = self.n_features;
-        let mut infer = self.raw.clone();
-        for p in &mut self.config.infer_processors {
-            p.fit(&infer, nf);
-            p.apply(&mut infer, nf);
+        let mut infer = Frame::default();
+        if !self.config.infer_processors.is_empty() {
+            infer = self.raw.clone();
+            for p in &mut self.config.infer_processors {
+                p.fit(&infer, nf);
+                p.apply(&mut infer, nf);
+            }
         }
         let mut learn = match self.config.process_type {
-            ProcessType::Append => infer.clone(),
-            ProcessType::Independent => self.raw.clone(),
+            ProcessType::Append if !self.config.infer_processors.is_empty() => infer.clone(),
+            _ => self.raw.clone(),
         };
         for p in &mut self.config.learn_processors {
             p.fit(&learn, nf);

@@ -181,7 +181,7 @@ fn alpha158_dataset_segments_and_default_processors() {
     let mean: f32 = first_day.iter().sum::<f32>() / first_day.len() as f32;
     assert!(mean.abs() < 1e-5 && first_day.len() > 1, "{first_day:?}");
     // Alpha158 has no infer processors: infer equals raw.
-    let (i, r) = (&ds.handler.infer, &ds.handler.raw);
+    let (i, r) = (ds.handler.infer(), &ds.handler.raw);
     assert!(i.datetime == r.datetime && i.inst == r.inst);
     let bits = |f: &Frame| -> Vec<Vec<u32>> {
         f.data

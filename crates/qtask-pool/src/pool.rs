@@ -95,6 +95,24 @@ pub trait TaskPool: Send + Sync {
         status: Option<Status>,
     ) -> Result<()>;
 
+    /// A worker's hot path: commits the task it holds (as [`TaskPool::commit_task_res`] with
+    /// `token`) and then claims the next one (as [`TaskPool::fetch_task`]), returning it.
+    ///
+    /// Backends may do both in one transaction; the outcome is the same as the two calls in
+    /// sequence. When the commit is refused (lease lost, task gone) nothing is claimed and
+    /// the commit's error is returned.
+    fn commit_and_fetch(
+        &self,
+        id: &str,
+        token: &str,
+        res: &Value,
+        status: Option<Status>,
+        opts: &FetchOptions,
+    ) -> Result<Option<ClaimedTask>> {
+        self.commit_task_res(id, Some(token), res, status)?;
+        self.fetch_task(opts)
+    }
+
     /// Sets the status (`None`: the status it was claimed from, else `waiting`), keeping any
     /// `res`; a return by the lease holder gives the attempt back.
     fn return_task(&self, id: &str, token: Option<&str>, status: Option<Status>) -> Result<()>;

@@ -56,6 +56,8 @@ CREATE TABLE IF NOT EXISTS qtask_pools (name TEXT PRIMARY KEY, max_attempts INTE
 pub struct SqlitePool {
     conn: Mutex<Connection>,
     pool: String,
+    /// `pool` as a SQL string literal (see `claim` for why it is not a parameter).
+    pool_literal: String,
     path: PathBuf,
 }
 
@@ -238,6 +240,7 @@ impl SqlitePool {
         Ok(SqlitePool {
             conn: Mutex::new(conn),
             pool: pool.to_string(),
+            pool_literal: quote(pool),
             path: path.to_path_buf(),
         })
     }
@@ -307,6 +310,118 @@ impl SqlitePool {
 
     fn id_num(&self, id: &str) -> Result<i64> {
         id.parse().map_err(|_| self.not_found(id))
+    }
+
+    /// The claim of [`TaskPool::fetch_task`] inside the caller's write transaction: the task
+    /// as read and its new lease token.
+    fn claim(&self, tx: &Connection, opts: &FetchOptions) -> Result<Option<(RawTask, String)>> {
+        // The pool and status are SQL literals here, not parameters: this SQLite is built
+        // with STAT4, which re-prepares a statement at every new binding of a parameter
+        // compared with an indexed column, and that re-parse was most of a claim's cost.
+        // `quote` makes the pool name a plain string literal; the status is one of five words.
+        let pool = &self.pool_literal;
+        let status = quote(opts.status.as_str());
+        let now = now_ms();
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let expires = opts
+            .lease
+            .map(|l| now.saturating_add(l.as_millis().min(i64::MAX as u128) as i64));
+        // ?1..?6 are fixed; the query's own parameters follow.
+        let mut c = Compiler::new(Dialect::Sqlite, 7);
+        let cond = c.query(&opts.query.without_status());
+        let mut args = vec![
+            SqlValue::Text(self.pool.clone()),
+            SqlValue::Text(opts.status.as_str().to_string()),
+            SqlValue::Integer(now),
+            SqlValue::Text(opts.owner.clone()),
+            SqlValue::Text(token.clone()),
+            expires.map_or(SqlValue::Null, SqlValue::Integer),
+        ];
+        args.extend(c.params.iter().map(to_sql));
+        let set = "status = 'running', claimed_from = ?2, attempts = attempts + 1, \
+                   lease_owner = ?4, lease_token = ?5, lease_expires_at = ?6, started_at = ?3";
+        let claim = |sql: &str| -> Result<Option<RawTask>> {
+            Ok(tx
+                .prepare_cached(sql)?
+                .query_row(rusqlite::params_from_iter(args.iter()), read_task)
+                .optional()?)
+        };
+
+        // Most claims find no expired lease; one probe spares them the reclaim statements.
+        let any_expired: bool = tx
+            .prepare_cached(&format!(
+                "SELECT EXISTS (SELECT 1 FROM qtask_tasks WHERE pool = {pool} \
+                 AND status = 'running' AND lease_expires_at < ?1)"
+            ))?
+            .query_row(params![now], |r| r.get(0))?;
+        let mut raw = None;
+        if any_expired {
+            let pool_max = Self::pool_max_attempts(tx, &self.pool)?;
+            // Leases that ran out on their last allowed attempt: the task has failed.
+            tx.prepare_cached(&format!(
+                "UPDATE qtask_tasks SET status = 'failed', finished_at = ?1, \
+                 error = 'lease expired (held by ' || COALESCE(lease_owner, '?') || ') on attempt ' || attempts || ' of ' || COALESCE(max_attempts, ?2), \
+                 lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, claimed_from = NULL \
+                 WHERE pool = {pool} AND status = 'running' AND lease_expires_at < ?1 \
+                 AND attempts >= COALESCE(max_attempts, ?2)"
+            ))?
+            .execute(params![now, pool_max])?;
+            raw = claim(&format!(
+                "UPDATE qtask_tasks SET {set}, \
+                 error = 'lease expired (held by ' || COALESCE(lease_owner, '?') || ')' \
+                 WHERE id = (SELECT id FROM qtask_tasks WHERE pool = {pool} AND status = 'running' \
+                 AND claimed_from = {status} AND lease_expires_at < ?3 AND ({cond}) \
+                 ORDER BY priority DESC, id LIMIT 1) RETURNING {COLUMNS}"
+            ))?;
+        }
+        if raw.is_none() {
+            raw = claim(&format!(
+                "UPDATE qtask_tasks SET {set} \
+                 WHERE id = (SELECT id FROM qtask_tasks WHERE pool = {pool} AND status = {status} AND ({cond}) \
+                 ORDER BY priority DESC, id LIMIT 1) RETURNING {COLUMNS}"
+            ))?;
+        }
+        Ok(raw.map(|raw| (raw, token)))
+    }
+
+    fn claimed(&self, raw: RawTask, token: String, opts: &FetchOptions) -> Result<ClaimedTask> {
+        Ok(ClaimedTask {
+            task: finish(raw)?,
+            token,
+            from: opts.status,
+        })
+    }
+
+    /// The commit of [`TaskPool::commit_task_res`]; returns the rows changed (0: refused).
+    fn commit_in(
+        &self,
+        conn: &Connection,
+        n: i64,
+        token: Option<&str>,
+        res: &Value,
+        status: Option<Status>,
+    ) -> Result<usize> {
+        let status = status.unwrap_or(Status::Done);
+        let finished = matches!(status, Status::Done | Status::Failed | Status::PartDone);
+        // The pool is a literal for the reason given in `claim`.
+        let sql = format!(
+            "UPDATE qtask_tasks SET res = ?1, status = ?2, \
+             finished_at = CASE WHEN ?3 THEN ?4 ELSE finished_at END, \
+             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, claimed_from = NULL \
+             WHERE pool = {} AND id = ?5 AND (?6 IS NULL OR (status = 'running' AND lease_token = ?6))",
+            self.pool_literal
+        );
+        Ok(conn.exec(
+            &sql,
+            params![
+                serde_json::to_string(res)?,
+                status.as_str(),
+                finished,
+                now_ms(),
+                n,
+                token
+            ],
+        )?)
     }
 
     fn update_where(&self, q: &Query, set: &str, set_params: Vec<SqlValue>) -> Result<u64> {
@@ -387,82 +502,32 @@ impl TaskPool for SqlitePool {
     fn fetch_task(&self, opts: &FetchOptions) -> Result<Option<ClaimedTask>> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // The pool and status are SQL literals here, not parameters: this SQLite is built
-        // with STAT4, which re-prepares a statement at every new binding of a parameter
-        // compared with an indexed column, and that re-parse was most of a claim's cost.
-        // `quote` makes the pool name a plain string literal; the status is one of five words.
-        let pool = quote(&self.pool);
-        let status = quote(opts.status.as_str());
-        let now = now_ms();
-        let token = uuid::Uuid::new_v4().simple().to_string();
-        let expires = opts
-            .lease
-            .map(|l| now.saturating_add(l.as_millis().min(i64::MAX as u128) as i64));
-        // ?1..?6 are fixed; the query's own parameters follow.
-        let mut c = Compiler::new(Dialect::Sqlite, 7);
-        let cond = c.query(&opts.query.without_status());
-        let mut args = vec![
-            SqlValue::Text(self.pool.clone()),
-            SqlValue::Text(opts.status.as_str().to_string()),
-            SqlValue::Integer(now),
-            SqlValue::Text(opts.owner.clone()),
-            SqlValue::Text(token.clone()),
-            expires.map_or(SqlValue::Null, SqlValue::Integer),
-        ];
-        args.extend(c.params.iter().map(to_sql));
-        let set = "status = 'running', claimed_from = ?2, attempts = attempts + 1, \
-                   lease_owner = ?4, lease_token = ?5, lease_expires_at = ?6, started_at = ?3";
-        let claim = |sql: &str| -> Result<Option<RawTask>> {
-            Ok(tx
-                .prepare_cached(sql)?
-                .query_row(rusqlite::params_from_iter(args.iter()), read_task)
-                .optional()?)
-        };
-
-        // Most claims find no expired lease; one probe spares them the reclaim statements.
-        let any_expired: bool = tx
-            .prepare_cached(&format!(
-                "SELECT EXISTS (SELECT 1 FROM qtask_tasks WHERE pool = {pool} \
-                 AND status = 'running' AND lease_expires_at < ?1)"
-            ))?
-            .query_row(params![now], |r| r.get(0))?;
-        let mut raw = None;
-        if any_expired {
-            let pool_max = Self::pool_max_attempts(&tx, &self.pool)?;
-            // Leases that ran out on their last allowed attempt: the task has failed.
-            tx.prepare_cached(&format!(
-                "UPDATE qtask_tasks SET status = 'failed', finished_at = ?1, \
-                 error = 'lease expired (held by ' || COALESCE(lease_owner, '?') || ') on attempt ' || attempts || ' of ' || COALESCE(max_attempts, ?2), \
-                 lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, claimed_from = NULL \
-                 WHERE pool = {pool} AND status = 'running' AND lease_expires_at < ?1 \
-                 AND attempts >= COALESCE(max_attempts, ?2)"
-            ))?
-            .execute(params![now, pool_max])?;
-            raw = claim(&format!(
-                "UPDATE qtask_tasks SET {set}, \
-                 error = 'lease expired (held by ' || COALESCE(lease_owner, '?') || ')' \
-                 WHERE id = (SELECT id FROM qtask_tasks WHERE pool = {pool} AND status = 'running' \
-                 AND claimed_from = {status} AND lease_expires_at < ?3 AND ({cond}) \
-                 ORDER BY priority DESC, id LIMIT 1) RETURNING {COLUMNS}"
-            ))?;
-        }
-        if raw.is_none() {
-            raw = claim(&format!(
-                "UPDATE qtask_tasks SET {set} \
-                 WHERE id = (SELECT id FROM qtask_tasks WHERE pool = {pool} AND status = {status} AND ({cond}) \
-                 ORDER BY priority DESC, id LIMIT 1) RETURNING {COLUMNS}"
-            ))?;
-        }
+        let claimed = self.claim(&tx, opts)?;
         // Committed even when nothing was claimed: it keeps the leases just marked failed.
         tx.commit()?;
-        raw.map(|raw| {
-            Ok(ClaimedTask {
-                task: finish(raw)?,
-                token,
-                from: opts.status,
-            })
-        })
-        .transpose()
+        claimed.map(|(raw, token)| self.claimed(raw, token, opts)).transpose()
+    }
+
+    fn commit_and_fetch(
+        &self,
+        id: &str,
+        token: &str,
+        res: &Value,
+        status: Option<Status>,
+        opts: &FetchOptions,
+    ) -> Result<Option<ClaimedTask>> {
+        let n = self.id_num(id)?;
+        let mut conn = self.conn();
+        // One write transaction for both: half the commits (and lock hand-overs) per task.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if self.commit_in(&tx, n, Some(token), res, status)? == 0 {
+            let miss = self.miss(&tx, id);
+            drop(tx);
+            return Err(miss);
+        }
+        let claimed = self.claim(&tx, opts)?;
+        tx.commit()?;
+        claimed.map(|(raw, token)| self.claimed(raw, token, opts)).transpose()
     }
 
     fn heartbeat(&self, id: &str, token: &str, lease: Duration) -> Result<()> {
@@ -489,24 +554,7 @@ impl TaskPool for SqlitePool {
     ) -> Result<()> {
         let conn = self.conn();
         let n = self.id_num(id)?;
-        let status = status.unwrap_or(Status::Done);
-        let finished = matches!(status, Status::Done | Status::Failed | Status::PartDone);
-        let changed = conn.exec(
-            "UPDATE qtask_tasks SET res = ?1, status = ?2, \
-             finished_at = CASE WHEN ?3 THEN ?4 ELSE finished_at END, \
-             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, claimed_from = NULL \
-             WHERE pool = ?5 AND id = ?6 AND (?7 IS NULL OR (status = 'running' AND lease_token = ?7))",
-            params![
-                serde_json::to_string(res)?,
-                status.as_str(),
-                finished,
-                now_ms(),
-                self.pool,
-                n,
-                token
-            ],
-        )?;
-        if changed == 0 {
+        if self.commit_in(&conn, n, token, res, status)? == 0 {
             return Err(self.miss(&conn, id));
         }
         Ok(())

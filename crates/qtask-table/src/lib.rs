@@ -29,10 +29,12 @@
 mod csv;
 mod error;
 mod parquet_io;
+mod series;
 mod table;
 mod time;
 
 pub use error::{Result, TableError};
+pub use series::DateSeries;
 pub use table::{PredTable, TableBuilder};
 pub use time::{datetime_to_ns, ns_to_datetime};
 

@@ -15,6 +15,8 @@ pub enum BenchCommand {
     Runs(crate::cmd::exp::BenchRunsArgs),
     /// Time and peak memory of P() over a synthetic point-in-time database.
     Pit(crate::cmd::bench_pit::BenchPitArgs),
+    /// A whole rolling LightGBM study: total seconds vs seconds inside LightGBM, peak memory.
+    Rolling(crate::cmd::bench_rolling::BenchRollingArgs),
 }
 
 /// Runs a benchmark.
@@ -25,6 +27,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ensemble(a) => crate::cmd::bench_ensemble::run(a),
         BenchCommand::Runs(a) => crate::cmd::exp::bench_runs(a),
         BenchCommand::Pit(a) => crate::cmd::bench_pit::run(a),
+        BenchCommand::Rolling(a) => crate::cmd::bench_rolling::run(a),
     }
 }
 

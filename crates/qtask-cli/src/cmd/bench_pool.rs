@@ -97,8 +97,10 @@ fn worker(args: &BenchPoolArgs, role: Role) -> anyhow::Result<()> {
             out = std::io::stdout().lock();
             let opts = FetchOptions::default();
             let mut n = 0u64;
-            while let Some(c) = pool.fetch_task(&opts)? {
-                pool.commit_task_res(&c.task.id, Some(&c.token), &Value::Null, None)?;
+            // A worker's hot path: each commit also claims the next task, in one round trip.
+            let mut next = pool.fetch_task(&opts)?;
+            while let Some(c) = next {
+                next = pool.commit_and_fetch(&c.task.id, &c.token, &Value::Null, None, &opts)?;
                 n += 1;
                 if args.print_ids {
                     writeln!(out, "id {}", c.task.id)?;

@@ -56,6 +56,16 @@ impl GenFlags {
         self.rolling_step.is_some() || self.horizons.is_some()
     }
 
+    /// The Qlib data folder: `--provider-uri`, else the config's `qlib_init.provider_uri`, else
+    /// `QTASK_PROVIDER_URI`, else `~/.qlib/qlib_data/cn_data`.
+    pub fn data_dir(&self) -> anyhow::Result<PathBuf> {
+        let template = load_template(&self.template)?;
+        Ok(resolve_provider_uri(
+            self.provider_uri.as_deref(),
+            template.provider_uri.as_deref(),
+        ))
+    }
+
     /// Reads the template and applies the generators: horizons -> rolling -> grid.
     pub fn generate(&self) -> anyhow::Result<Vec<Value>> {
         let template = load_template(&self.template)?;

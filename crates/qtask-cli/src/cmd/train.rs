@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use qtask_runner::{RunOptions, StopFlag, TrainOutcome, Trainer, TrainerKind};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::cmd::generate::GenFlags;
 use crate::cmd::manage::DEFAULT_STORE;
@@ -43,24 +43,40 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
-/// Runs `qtask train`.
-pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let tasks = args.generate.generate()?;
-    let records = args.exec.records()?;
-    let pool = if args.trainer.uses_pool() {
-        let name = args.pool.clone().unwrap_or_else(|| args.experiment.clone());
-        Some(Arc::from(qtask_pool::open(&args.store, &name)?))
+/// What a trainer needs besides the tasks.
+pub struct TrainSetup<'a> {
+    /// How tasks are executed and where runs go.
+    pub exec: &'a ExecFlags,
+    /// Which trainer.
+    pub kind: TrainerKind,
+    /// Experiment of the runs.
+    pub experiment: &'a str,
+    /// Task store URL (RM trainers).
+    pub store: &'a str,
+    /// Task pool name (RM trainers).
+    pub pool: &'a str,
+    /// Local workers (RM trainers).
+    pub workers: usize,
+    /// Also run end_train (delay trainers fit here).
+    pub end_train: bool,
+}
+
+/// Trains `tasks` with a progress bar; `end_train` runs only when every task trained.
+pub fn run_trainer(tasks: &[Value], setup: &TrainSetup) -> anyhow::Result<TrainOutcome> {
+    let records = setup.exec.records()?;
+    let pool = if setup.kind.uses_pool() {
+        Some(Arc::from(qtask_pool::open(setup.store, setup.pool)?))
     } else {
         None
     };
     let trainer = Trainer {
-        kind: args.trainer,
+        kind: setup.kind,
         store: records,
-        experiment: args.experiment.clone(),
-        exec: args.exec.executor()?,
+        experiment: setup.experiment.to_string(),
+        exec: setup.exec.executor()?,
         pool,
         run: RunOptions {
-            concurrency: args.workers.max(1),
+            concurrency: setup.workers.max(1),
             ..RunOptions::default()
         },
         poll: Duration::from_millis(500),
@@ -69,9 +85,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let pb = output::bar(tasks.len() as u64, "training");
     let events = progress_events(&pb);
     let mut outcome = trainer
-        .train(&tasks, &stop, &events)
+        .train(tasks, &stop, &events)
         .context("training failed")?;
-    if args.end_train && outcome.failed.is_empty() {
+    if setup.end_train && outcome.failed.is_empty() {
         pb.set_position(0);
         pb.set_message("end_train");
         let ended = trainer
@@ -83,10 +99,31 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         };
     }
     pb.finish_and_clear();
+    Ok(outcome)
+}
+
+/// Runs `qtask train`.
+pub fn run(mut args: TrainArgs) -> anyhow::Result<()> {
+    let tasks = args.generate.generate()?;
+    args.exec.provider_uri = Some(args.generate.data_dir()?);
+    let pool = args.pool.clone().unwrap_or_else(|| args.experiment.clone());
+    let outcome = run_trainer(
+        &tasks,
+        &TrainSetup {
+            exec: &args.exec,
+            kind: args.trainer,
+            experiment: &args.experiment,
+            store: &args.store,
+            pool: &pool,
+            workers: args.workers,
+            end_train: args.end_train,
+        },
+    )?;
     report(&outcome, args.json, tasks.len())
 }
 
-fn report(outcome: &TrainOutcome, as_json: bool, n: usize) -> anyhow::Result<()> {
+/// Prints the runs (or JSON) and fails when any task failed.
+pub fn report(outcome: &TrainOutcome, as_json: bool, n: usize) -> anyhow::Result<()> {
     if as_json {
         let failed: Vec<_> = outcome
             .failed

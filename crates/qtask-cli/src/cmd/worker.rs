@@ -2,6 +2,7 @@
 //! by `--force-release` to run one task in a fresh child process.
 
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -9,6 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use indicatif::ProgressBar;
+use qtask_data::cache::FeatureCache;
+use qtask_model::TaskTrain;
 use qtask_pool::{Query, Status, TaskPool};
 use qtask_record::RecordStore;
 use qtask_runner::train::Phase;
@@ -39,6 +42,9 @@ pub struct ExecFlags {
     /// Runs store: file:PATH or http://HOST:PORT [env: QTASK_TRACKING_URI, MLFLOW_TRACKING_URI; default: file:mlruns].
     #[arg(long)]
     pub tracking_uri: Option<String>,
+    /// Qlib data folder for `task_train` (set by the command from its own flags).
+    #[arg(skip)]
+    pub provider_uri: Option<PathBuf>,
 }
 
 impl ExecFlags {
@@ -49,7 +55,7 @@ impl ExecFlags {
             return Ok(Arc::new(ExternalCommand::parse(cmd)?.with_timeout(timeout)));
         }
         let name = self.func.as_deref().unwrap_or(DEFAULT_FUNC);
-        Ok(registry().get(name)?)
+        Ok(registry(self.provider_uri.as_deref()).get(name)?)
     }
 
     /// The runs store.
@@ -59,9 +65,18 @@ impl ExecFlags {
     }
 }
 
-/// Every built-in task function this binary knows.
-pub fn registry() -> ExecRegistry {
-    ExecRegistry::with_builtins()
+/// Every built-in task function this binary knows: `echo` and `task_train` (reading market
+/// data from `provider_uri`, features through the shared on-disk cache).
+pub fn registry(provider_uri: Option<&Path>) -> ExecRegistry {
+    let mut r = ExecRegistry::with_builtins();
+    r.register(
+        "task_train",
+        Arc::new(TaskTrain {
+            provider_uri: provider_uri.map(Path::to_path_buf),
+            cache: FeatureCache::default_dir().map(FeatureCache::new),
+        }),
+    );
+    r
 }
 
 /// Arguments of `qtask worker`.
@@ -78,6 +93,9 @@ pub struct WorkerArgs {
     /// Experiment the runs go to (default: the pool name).
     #[arg(long)]
     pub experiment: Option<String>,
+    /// Qlib data folder for task_train [env: QTASK_PROVIDER_URI; default: ~/.qlib/qlib_data/cn_data].
+    #[arg(long)]
+    pub provider_uri: Option<PathBuf>,
     /// Only tasks matching this query (MongoDB-style JSON).
     #[arg(long)]
     pub query: Option<String>,
@@ -150,6 +168,9 @@ pub fn task_func(
         if let Some(f) = &exec.func {
             argv.extend(["--func".into(), f.clone()]);
         }
+        if let Some(p) = &exec.provider_uri {
+            argv.extend(["--provider-uri".into(), p.to_string_lossy().to_string()]);
+        }
         let child = ExternalCommand::from_argv(argv)?
             .with_timeout(exec.task_timeout.map(Duration::from_secs_f64));
         return Ok(Arc::new(child));
@@ -184,7 +205,8 @@ pub fn progress_events(pb: &ProgressBar) -> impl Fn(&RunEvent) + Sync + '_ {
 }
 
 /// Runs `qtask worker`.
-pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
+pub fn run(mut args: WorkerArgs) -> anyhow::Result<()> {
+    args.exec.provider_uri = args.provider_uri.clone();
     let pool: Box<dyn TaskPool> = qtask_pool::open(&args.store, &args.pool)?;
     let query = Query::parse_str(args.query.as_deref().unwrap_or(""))?;
     let phase = phase(args.before_status, args.after_status)?;
@@ -241,6 +263,8 @@ pub struct WorkerTaskArgs {
     phase: String,
     #[arg(long)]
     func: Option<String>,
+    #[arg(long)]
+    provider_uri: Option<PathBuf>,
 }
 
 /// Runs one recorded task: parameter on stdin, result on stdout (context from the environment
@@ -257,6 +281,7 @@ pub fn run_child(args: WorkerTaskArgs) -> anyhow::Result<()> {
         func: args.func,
         task_timeout: None,
         tracking_uri: Some(args.tracking_uri),
+        provider_uri: args.provider_uri,
     };
     let func = RecordedTask {
         store: exec.records()?,

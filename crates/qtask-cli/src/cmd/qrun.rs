@@ -1,0 +1,86 @@
+//! `qtask run`: Qlib's `qrun`, one workflow config trained into one run.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use qtask_core::load_template;
+use qtask_runner::TrainerKind;
+use serde_json::{Value, json};
+
+use crate::cmd::study::{json_num, load_windows};
+use crate::cmd::train::{TrainSetup, run_trainer};
+use crate::cmd::worker::ExecFlags;
+use crate::output;
+
+/// Arguments of `qtask run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Qlib workflow config (YAML/JSON with `task:`), or a task file.
+    pub config: PathBuf,
+    /// Experiment of the run (Qlib's default: workflow).
+    #[arg(long, default_value = "workflow")]
+    pub experiment: String,
+    /// Qlib data folder [default: the config's qlib_init.provider_uri, else
+    /// $QTASK_PROVIDER_URI, else ~/.qlib/qlib_data/cn_data].
+    #[arg(long)]
+    pub provider_uri: Option<PathBuf>,
+    #[command(flatten)]
+    pub exec: ExecFlags,
+    /// Print the run and its metrics as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `qtask run`.
+pub fn run(mut args: RunArgs) -> anyhow::Result<()> {
+    let template = load_template(&args.config)?;
+    anyhow::ensure!(
+        !template.tasks.is_empty(),
+        "{}: no task in the config",
+        args.config.display()
+    );
+    args.exec.provider_uri = Some(qtask_core::resolve_provider_uri(
+        args.provider_uri.as_deref(),
+        template.provider_uri.as_deref(),
+    ));
+    let outcome = run_trainer(
+        &template.tasks,
+        &TrainSetup {
+            exec: &args.exec,
+            kind: TrainerKind::R,
+            experiment: &args.experiment,
+            store: "",
+            pool: "",
+            workers: 1,
+            end_train: false,
+        },
+    )?;
+    if let Some((_, e)) = outcome.failed.first() {
+        anyhow::bail!("{e}");
+    }
+    let store = args.exec.records()?;
+    let windows = load_windows(&store, &args.experiment, Some(&outcome.run_ids()))?;
+    let runs: Vec<Value> = windows
+        .iter()
+        .map(|w| {
+            let metrics: serde_json::Map<String, Value> = w
+                .metrics
+                .iter()
+                .filter(|(k, _)| !k.starts_with("qtask.") && !k.contains(".train") && !k.contains(".valid"))
+                .map(|(k, v)| (k.clone(), json_num(*v)))
+                .collect();
+            json!({"run_id": w.info.run_id, "experiment": args.experiment, "metrics": metrics})
+        })
+        .collect();
+    if args.json {
+        return output::write_json(&runs, None);
+    }
+    for r in &runs {
+        println!("run {} (experiment {})", r["run_id"].as_str().unwrap_or(""), args.experiment);
+        for (k, v) in r["metrics"].as_object().into_iter().flatten() {
+            let v = v.as_f64().map_or("nan".to_string(), |x| format!("{x:.6}"));
+            println!("  {k:<24} {v}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! qtask's quant workflow: Qlib's `LGBModel` (LightGBM) and `LinearModel`, the `SignalRecord`
+//! and `SigAnaRecord` records, and `task_train`, the built-in executor that trains one task
+//! into an experiment run.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod lgb;
+pub mod linear;
+pub mod model;
+pub mod records;
+pub mod signal;
+pub mod workflow;
+
+pub use error::{ModelError, Result};
+pub use model::{Fitted, ModelSpec};
+pub use records::RecordSpec;
+pub use workflow::TaskTrain;

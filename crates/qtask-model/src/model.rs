@@ -1,0 +1,338 @@
+//! The task's `model` block: Qlib class names to qtask models, fitting on a `DatasetH`,
+//! predicting a segment, and saving to / loading from run artifacts.
+
+use std::time::Duration;
+
+use qtask_data::dataset::{DataKey, DatasetH, Prepared};
+use qtask_record::Run;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::error::{ModelError, Result};
+use crate::lgb::{self, LgbConfig, LgbModel, Matrix, TrainLog};
+use crate::linear::{self, LinearConfig, LinearFit};
+
+/// Model classes `task_train` knows.
+pub const SUPPORTED_MODELS: &[&str] = &["LGBModel", "LinearModel"];
+/// The artifact holding a LightGBM model (LightGBM's own text format).
+pub const LGB_ARTIFACT: &str = "model.txt";
+/// The artifact holding a linear model's coefficients.
+pub const LINEAR_ARTIFACT: &str = "model.json";
+/// The artifact describing the saved model (class, features, iterations).
+pub const META_ARTIFACT: &str = "model_meta.json";
+
+/// A model configuration read from a task's `model` block.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSpec {
+    /// `LGBModel`.
+    Lgb(LgbConfig),
+    /// `LinearModel`.
+    Linear(LinearConfig),
+}
+
+/// Model metadata saved next to the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// Qlib class name.
+    pub class: String,
+    /// Feature columns, in the order the model reads them.
+    pub feature_names: Vec<String>,
+    /// LightGBM: the iteration kept (1-based).
+    pub best_iteration: Option<usize>,
+}
+
+/// A fitted model.
+pub enum Fitted {
+    /// A LightGBM booster.
+    Lgb(LgbModel),
+    /// Linear coefficients.
+    Linear(LinearFit),
+}
+
+/// What fitting did.
+#[derive(Debug, Clone)]
+pub struct FitReport {
+    /// Time inside the model library (LightGBM or the linear solver).
+    pub fit_time: Duration,
+    /// Rows trained on.
+    pub train_rows: usize,
+    /// LightGBM's per-iteration log.
+    pub log: Option<TrainLog>,
+    /// Feature column names.
+    pub feature_names: Vec<String>,
+}
+
+fn class_name(v: &Value) -> Result<&str> {
+    v.get("class").and_then(Value::as_str).ok_or_else(|| {
+        ModelError::Invalid(format!(
+            "the model block needs a `class` ({}), got {v}",
+            SUPPORTED_MODELS.join(", ")
+        ))
+    })
+}
+
+impl ModelSpec {
+    /// Reads `{"class": ..., "module_path": ... (ignored), "kwargs": {...}}`.
+    pub fn from_value(v: &Value) -> Result<ModelSpec> {
+        let class = class_name(v)?;
+        let empty = Map::new();
+        let kwargs = match v.get("kwargs") {
+            None | Some(Value::Null) => &empty,
+            Some(Value::Object(m)) => m,
+            Some(other) => {
+                return Err(ModelError::Invalid(format!(
+                    "{class}: `kwargs` must be a map, got {other}"
+                )));
+            }
+        };
+        match class {
+            "LGBModel" => Ok(ModelSpec::Lgb(LgbConfig::from_kwargs(kwargs)?)),
+            "LinearModel" => Ok(ModelSpec::Linear(
+                LinearConfig::from_kwargs(kwargs)
+                    .map_err(|e| ModelError::Invalid(format!("LinearModel: {e}")))?,
+            )),
+            other => Err(ModelError::Invalid(format!(
+                "unknown model class `{other}` (supported: {})",
+                SUPPORTED_MODELS.join(", ")
+            ))),
+        }
+    }
+
+    /// The Qlib class name.
+    pub fn class(&self) -> &'static str {
+        match self {
+            ModelSpec::Lgb(_) => "LGBModel",
+            ModelSpec::Linear(_) => "LinearModel",
+        }
+    }
+
+    /// Fits on the dataset's `train` segment (learn data), with `valid` for early stopping
+    /// (LightGBM) or appended when `include_valid` (linear), as Qlib's models do.
+    pub fn fit(&self, ds: &DatasetH) -> Result<(Fitted, FitReport)> {
+        let train = learn_segment(ds, "train")?.ok_or_else(|| {
+            ModelError::Invalid(format!("{}: the dataset has no `train` segment", self.class()))
+        })?;
+        let valid = learn_segment(ds, "valid")?;
+        match self {
+            ModelSpec::Lgb(cfg) => {
+                let y_train = single_label(&train, "train")?;
+                let valid_y = valid
+                    .as_ref()
+                    .map(|v| single_label(v, "valid"))
+                    .transpose()?;
+                let nf = train.feature_names.len();
+                let valid_m = match (&valid, &valid_y) {
+                    (Some(v), Some(y)) => Some(Matrix {
+                        x: &v.features,
+                        n_features: nf,
+                        y,
+                    }),
+                    _ => None,
+                };
+                let (model, log) = lgb::train(
+                    cfg,
+                    Matrix {
+                        x: &train.features,
+                        n_features: nf,
+                        y: &y_train,
+                    },
+                    valid_m,
+                )?;
+                Ok((
+                    Fitted::Lgb(model),
+                    FitReport {
+                        fit_time: log.elapsed,
+                        train_rows: train.len(),
+                        feature_names: train.feature_names.clone(),
+                        log: Some(log),
+                    },
+                ))
+            }
+            ModelSpec::Linear(cfg) => {
+                let mut x = train.features.clone();
+                let mut y = single_label(&train, "train")?;
+                if cfg.include_valid
+                    && let Some(v) = &valid
+                {
+                    x.extend_from_slice(&v.features);
+                    y.extend(single_label(v, "valid")?);
+                }
+                let start = std::time::Instant::now();
+                let fit = linear::fit(cfg, &x, train.feature_names.len(), &y, &train.feature_names)
+                    .map_err(|e| ModelError::Data(format!("LinearModel: {e}")))?;
+                Ok((
+                    Fitted::Linear(fit),
+                    FitReport {
+                        fit_time: start.elapsed(),
+                        train_rows: y.len(),
+                        log: None,
+                        feature_names: train.feature_names.clone(),
+                    },
+                ))
+            }
+        }
+    }
+}
+
+/// The learn data of a segment; `None` when the dataset has no such segment. An empty segment
+/// is an error, worded as Qlib's.
+fn learn_segment(ds: &DatasetH, name: &str) -> Result<Option<Prepared>> {
+    if !ds.segments.contains_key(name) {
+        return Ok(None);
+    }
+    let p = ds.prepare(name, DataKey::Learn)?;
+    if p.is_empty() {
+        return Err(ModelError::Data(format!(
+            "Empty data from dataset, please check your dataset config: segment `{name}` {} has no \
+             rows with a label",
+            segment_text(ds, name)
+        )));
+    }
+    Ok(Some(p))
+}
+
+/// `[start, end]` of a segment for messages.
+pub fn segment_text(ds: &DatasetH, name: &str) -> String {
+    match ds.segments.get(name) {
+        Some((s, e)) => format!(
+            "[{}, {}]",
+            s.map_or("open".into(), |d| d.to_string()),
+            e.map_or("open".into(), |d| d.to_string())
+        ),
+        None => "(missing)".into(),
+    }
+}
+
+/// The one label column of a segment; every value NaN is an error (nothing to learn).
+fn single_label(p: &Prepared, segment: &str) -> Result<Vec<f32>> {
+    if p.label_names.len() != 1 {
+        return Err(ModelError::Invalid(format!(
+            "the models support exactly one label column, the handler gives {} ({})",
+            p.label_names.len(),
+            p.label_names.join(", ")
+        )));
+    }
+    let y = p.label();
+    if y.iter().all(|v| v.is_nan()) {
+        return Err(ModelError::Data(format!(
+            "the label `{}` is NaN on all {} rows of segment `{segment}`",
+            p.label_names[0],
+            y.len()
+        )));
+    }
+    Ok(y)
+}
+
+impl Fitted {
+    /// Predictions for the rows of `segment` (infer data, as Qlib's `predict`): the rows and
+    /// one score per row.
+    pub fn predict(&self, ds: &DatasetH, segment: &str) -> Result<(Prepared, Vec<f64>)> {
+        let p = ds.prepare(segment, DataKey::Infer)?;
+        if p.is_empty() {
+            return Err(ModelError::Data(format!(
+                "segment `{segment}` {} has no data to predict",
+                segment_text(ds, segment)
+            )));
+        }
+        let scores = self.predict_rows(&p.features, p.feature_names.len())?;
+        Ok((p, scores))
+    }
+
+    /// Predictions for row-major features.
+    pub fn predict_rows(&self, x: &[f32], n_features: usize) -> Result<Vec<f64>> {
+        match self {
+            Fitted::Lgb(m) => m.predict(x, n_features),
+            Fitted::Linear(m) => {
+                if m.coef.len() != n_features {
+                    return Err(ModelError::Invalid(format!(
+                        "the linear model has {} coefficients, the data {n_features} features",
+                        m.coef.len()
+                    )));
+                }
+                Ok(m.predict(x))
+            }
+        }
+    }
+
+    /// Feature importance by name: LightGBM's split counts and gains.
+    pub fn importance(&self, names: &[String]) -> Result<Option<Value>> {
+        match self {
+            Fitted::Lgb(m) => {
+                let (split, gain) = m.importance()?;
+                let rows: Vec<Value> = names
+                    .iter()
+                    .zip(split.iter().zip(&gain))
+                    .map(|(n, (s, g))| json!({"feature": n, "split": s, "gain": g}))
+                    .collect();
+                Ok(Some(Value::Array(rows)))
+            }
+            Fitted::Linear(_) => Ok(None),
+        }
+    }
+
+    /// Saves the model (`model.txt` or `model.json`) and `model_meta.json` into the run.
+    pub fn save(&self, run: &Run, feature_names: &[String]) -> Result<()> {
+        let meta = match self {
+            Fitted::Lgb(m) => {
+                run.save_artifact_bytes(LGB_ARTIFACT, m.to_text()?.as_bytes())?;
+                ModelMeta {
+                    class: "LGBModel".into(),
+                    feature_names: feature_names.to_vec(),
+                    best_iteration: Some(m.best_iteration),
+                }
+            }
+            Fitted::Linear(m) => {
+                run.save_json(LINEAR_ARTIFACT, m)?;
+                ModelMeta {
+                    class: "LinearModel".into(),
+                    feature_names: feature_names.to_vec(),
+                    best_iteration: None,
+                }
+            }
+        };
+        run.save_json(META_ARTIFACT, &meta)?;
+        Ok(())
+    }
+
+    /// Loads the model a run saved.
+    pub fn load(run: &Run) -> Result<(Fitted, ModelMeta)> {
+        let bad = |artifact: &str, msg: String| ModelError::Artifact {
+            run: run.id().to_string(),
+            artifact: artifact.to_string(),
+            msg,
+        };
+        let meta: ModelMeta = run
+            .load_json(META_ARTIFACT)
+            .map_err(|e| bad(META_ARTIFACT, e.to_string()))?;
+        let fitted = match meta.class.as_str() {
+            "LGBModel" => {
+                let bytes = run
+                    .load_artifact_bytes(LGB_ARTIFACT)
+                    .map_err(|e| bad(LGB_ARTIFACT, e.to_string()))?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| bad(LGB_ARTIFACT, "not UTF-8 text".into()))?;
+                let m = LgbModel::from_text(&text).map_err(|e| bad(LGB_ARTIFACT, e.to_string()))?;
+                let n = m
+                    .booster
+                    .num_features()
+                    .map_err(|e| bad(LGB_ARTIFACT, e.to_string()))?;
+                if n != meta.feature_names.len() {
+                    return Err(bad(
+                        LGB_ARTIFACT,
+                        format!(
+                            "the model reads {n} features, {META_ARTIFACT} lists {}",
+                            meta.feature_names.len()
+                        ),
+                    ));
+                }
+                Fitted::Lgb(m)
+            }
+            "LinearModel" => Fitted::Linear(
+                run.load_json(LINEAR_ARTIFACT)
+                    .map_err(|e| bad(LINEAR_ARTIFACT, e.to_string()))?,
+            ),
+            other => return Err(bad(META_ARTIFACT, format!("unknown model class `{other}`"))),
+        };
+        Ok((fitted, meta))
+    }
+}
