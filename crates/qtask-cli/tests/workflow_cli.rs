@@ -35,7 +35,10 @@ fn fails_with(out: &Output, needle: &str) {
     assert_eq!(out.status.code(), Some(1), "stderr: {err}");
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "{err}");
-    assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "{err}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "{err}"
+    );
 }
 
 /// A 10-instrument market over 2008-2012 and a rolling config on it.
@@ -43,8 +46,18 @@ fn study(dir: &Path) -> PathBuf {
     ok(&qtask(
         dir,
         &[
-            "data", "synth", "--out", "data", "--instruments", "10", "--start", "2008-01-01",
-            "--end", "2012-12-31", "--seed", "3",
+            "data",
+            "synth",
+            "--out",
+            "data",
+            "--instruments",
+            "10",
+            "--start",
+            "2008-01-01",
+            "--end",
+            "2012-12-31",
+            "--seed",
+            "3",
         ],
     ));
     let config = dir.join("workflow.yaml");
@@ -112,7 +125,17 @@ fn rolling_trains_collects_and_reports_the_windows_qlib_would() {
     let gen_flags = ["--rolling-step", "250", "--rtype", "sliding"];
     let mut args = vec!["rolling", c];
     args.extend(gen_flags);
-    args.extend(["--trainer", "rm", "--store", "sqlite:pool.db", "--tracking-uri", "file:mlruns", "--out", "out", "--json"]);
+    args.extend([
+        "--trainer",
+        "rm",
+        "--store",
+        "sqlite:pool.db",
+        "--tracking-uri",
+        "file:mlruns",
+        "--out",
+        "out",
+        "--json",
+    ]);
     let summary: Value = serde_json::from_str(&ok(&qtask(dir, &args))).unwrap();
 
     // The windows are exactly the tasks `qtask gen` makes from the same config.
@@ -166,23 +189,47 @@ fn rolling_trains_collects_and_reports_the_windows_qlib_would() {
         assert!(html.contains(&format!("id=\"{id}\"")), "missing {id}");
     }
     let on_disk: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("out/summary.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/summary.json")).unwrap())
+            .unwrap();
     assert_eq!(on_disk["ensemble"]["rows"], summary["ensemble"]["rows"]);
-    for phase in ["generate", "train", "model_fit", "collect", "report", "total"] {
-        assert!(on_disk["seconds"][phase].as_f64().is_some(), "no {phase} seconds");
+    for phase in [
+        "generate",
+        "train",
+        "model_fit",
+        "collect",
+        "report",
+        "total",
+    ] {
+        assert!(
+            on_disk["seconds"][phase].as_f64().is_some(),
+            "no {phase} seconds"
+        );
     }
 
     // A second run reuses the pool: done tasks are not retrained (same runs).
     let again: Value = serde_json::from_str(&ok(&qtask(dir, &args))).unwrap();
     let ids = |s: &Value| -> Vec<Value> {
-        s["windows"].as_array().unwrap().iter().map(|w| w["run_id"].clone()).collect()
+        s["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["run_id"].clone())
+            .collect()
     };
     assert_eq!(ids(&again), ids(&summary));
 
     // `qtask report` over the experiment gives the same charts.
     ok(&qtask(
         dir,
-        &["report", "--experiment", "workflow", "--tracking-uri", "file:mlruns", "--out", "r.html"],
+        &[
+            "report",
+            "--experiment",
+            "workflow",
+            "--tracking-uri",
+            "file:mlruns",
+            "--out",
+            "r.html",
+        ],
     ));
     let html = std::fs::read_to_string(dir.join("r.html")).unwrap();
     assert!(html.contains("id=\"chart-cum-ic\""));
@@ -198,26 +245,55 @@ fn qrun_trains_one_workflow_and_prints_its_metrics() {
     let config = study(dir);
     let out = ok(&qtask(
         dir,
-        &["run", config.to_str().unwrap(), "--tracking-uri", "file:mlruns", "--json"],
+        &[
+            "run",
+            config.to_str().unwrap(),
+            "--tracking-uri",
+            "file:mlruns",
+            "--json",
+        ],
     ));
     let runs: Vec<Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0]["experiment"], "workflow");
     for k in ["IC", "ICIR", "Rank IC", "Rank ICIR"] {
-        assert!(runs[0]["metrics"][k].as_f64().is_some(), "no {k}: {}", runs[0]);
+        assert!(
+            runs[0]["metrics"][k].as_f64().is_some(),
+            "no {k}: {}",
+            runs[0]
+        );
     }
     assert!(runs[0]["metrics"]["IC"].as_f64().unwrap() > 0.02);
 
     // Bad input: one line naming the problem, non-zero exit, a FAILED run keeping the error.
     let bad = dir.join("bad.yaml");
-    let text = std::fs::read_to_string(&config).unwrap().replace("class: LGBModel", "class: XGBModel");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("class: LGBModel", "class: XGBModel");
     std::fs::write(&bad, text).unwrap();
     let out = qtask(
         dir,
-        &["run", bad.to_str().unwrap(), "--tracking-uri", "file:mlruns", "--experiment", "bad"],
+        &[
+            "run",
+            bad.to_str().unwrap(),
+            "--tracking-uri",
+            "file:mlruns",
+            "--experiment",
+            "bad",
+        ],
     );
     fails_with(&out, "unknown model class `XGBModel`");
-    let listed = ok(&qtask(dir, &["exp", "runs", "bad", "--tracking-uri", "file:mlruns", "--json"]));
+    let listed = ok(&qtask(
+        dir,
+        &[
+            "exp",
+            "runs",
+            "bad",
+            "--tracking-uri",
+            "file:mlruns",
+            "--json",
+        ],
+    ));
     let runs: Vec<Value> = serde_json::from_str(&listed).unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0]["status"], "FAILED");

@@ -110,7 +110,10 @@ impl ModelSpec {
     /// (LightGBM) or appended when `include_valid` (linear), as Qlib's models do.
     pub fn fit(&self, ds: &DatasetH) -> Result<(Fitted, FitReport)> {
         let train = learn_segment(ds, "train")?.ok_or_else(|| {
-            ModelError::Invalid(format!("{}: the dataset has no `train` segment", self.class()))
+            ModelError::Invalid(format!(
+                "{}: the dataset has no `train` segment",
+                self.class()
+            ))
         })?;
         let valid = learn_segment(ds, "valid")?;
         match self {

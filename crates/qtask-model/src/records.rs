@@ -69,9 +69,7 @@ impl RecordSpec {
             ModelError::Invalid(format!("a record config needs a `class`, got {v}"))
         })?;
         let kwargs = kwargs_of(class, v)?;
-        let unknown = |k: &str| {
-            ModelError::Invalid(format!("{class}: unknown kwarg `{k}`"))
-        };
+        let unknown = |k: &str| ModelError::Invalid(format!("{class}: unknown kwarg `{k}`"));
         match class {
             "SignalRecord" => {
                 // model/dataset are `<MODEL>`/`<DATASET>` placeholders: the task's own.
@@ -87,9 +85,8 @@ impl RecordSpec {
             "SigAnaRecord" => {
                 let mut spec = (false, 252.0, 0usize);
                 for (k, val) in kwargs.into_iter().flatten() {
-                    let bad = || {
-                        ModelError::Invalid(format!("SigAnaRecord: bad value {val} for `{k}`"))
-                    };
+                    let bad =
+                        || ModelError::Invalid(format!("SigAnaRecord: bad value {val} for `{k}`"));
                     match k.as_str() {
                         "ana_long_short" => spec.0 = val.as_bool().ok_or_else(bad)?,
                         "ann_scaler" => spec.1 = val.as_f64().ok_or_else(bad)?,
@@ -239,8 +236,8 @@ fn join_by_day(pred: &PredTable, label: &PredTable, label_col: usize) -> Result<
     }
     let lv = label.column_at(label_col);
     let mut index: HashMap<(i64, &str), f64> = HashMap::with_capacity(label.len());
-    for r in 0..label.len() {
-        index.insert((label.datetimes_ns()[r], label.instrument(r)), lv[r]);
+    for (r, v) in lv.iter().enumerate() {
+        index.insert((label.datetimes_ns()[r], label.instrument(r)), *v);
     }
     let pv = pred.column_at(0);
     let mut rows: Vec<usize> = (0..pred.len()).collect();
@@ -299,9 +296,15 @@ fn sig_ana_record(
             .unzip();
         let sharpe = |x: &[f64]| nanmean(x) / nanstd(x) * ann_scaler.sqrt();
         metrics.extend([
-            ("Long-Short Ann Return".to_string(), nanmean(&ls) * ann_scaler),
+            (
+                "Long-Short Ann Return".to_string(),
+                nanmean(&ls) * ann_scaler,
+            ),
             ("Long-Short Ann Sharpe".to_string(), sharpe(&ls)),
-            ("Long-Avg Ann Return".to_string(), nanmean(&avg) * ann_scaler),
+            (
+                "Long-Avg Ann Return".to_string(),
+                nanmean(&avg) * ann_scaler,
+            ),
             ("Long-Avg Ann Sharpe".to_string(), sharpe(&avg)),
         ]);
         run.save_artifact_bytes(

@@ -111,10 +111,7 @@ pub fn long_short(day: DayRows, quantile: f64) -> (f64, f64) {
     let long: Vec<f64> = order.iter().take(n).map(|&i| day.label[i]).collect();
     order.sort_by(|&i, &j| day.pred[i].total_cmp(&day.pred[j]));
     let short: Vec<f64> = order.iter().take(n).map(|&i| day.label[i]).collect();
-    (
-        (nanmean(&long) - nanmean(&short)) / 2.0,
-        nanmean(day.label),
-    )
+    ((nanmean(&long) - nanmean(&short)) / 2.0, nanmean(day.label))
 }
 
 /// The signal metrics of a daily IC series (Qlib's `SigAnaRecord`).
@@ -167,7 +164,10 @@ mod tests {
 
     #[test]
     fn spearman_uses_average_ranks() {
-        assert_eq!(average_ranks(&[10.0, 20.0, 10.0, 5.0]), vec![2.5, 4.0, 2.5, 1.0]);
+        assert_eq!(
+            average_ranks(&[10.0, 20.0, 10.0, 5.0]),
+            vec![2.5, 4.0, 2.5, 1.0]
+        );
         // scipy.stats.spearmanr([1,2,2,3],[1,3,2,4]).correlation = 0.9486832980505138
         let r = spearman(&[1.0, 2.0, 2.0, 3.0], &[1.0, 3.0, 2.0, 4.0]);
         assert!((r - 0.9486832980505138).abs() < 1e-12, "{r}");
@@ -188,12 +188,24 @@ mod tests {
         // 10 rows -> 2 long, 2 short.
         let pred = [0.9, 0.1, 0.5, 0.8, f64::NAN, 0.2, 0.3, 0.4, 0.6, 0.7];
         let label = [1.0, -1.0, 0.0, 2.0, 5.0, -2.0, 0.0, 0.0, 0.0, 0.0];
-        let (ls, avg) = long_short(DayRows { pred: &pred, label: &label }, 0.2);
+        let (ls, avg) = long_short(
+            DayRows {
+                pred: &pred,
+                label: &label,
+            },
+            0.2,
+        );
         // long: 0.9 -> 1, 0.8 -> 2 (mean 1.5); short: 0.1 -> -1, 0.2 -> -2 (mean -1.5)
         assert_eq!(ls, 1.5);
         assert_eq!(avg, 0.5);
         // 4 rows -> int(0.8) = 0 picks nothing: NaN, as pandas' mean of nothing.
-        let (ls, _) = long_short(DayRows { pred: &pred[..4], label: &label[..4] }, 0.2);
+        let (ls, _) = long_short(
+            DayRows {
+                pred: &pred[..4],
+                label: &label[..4],
+            },
+            0.2,
+        );
         assert!(ls.is_nan());
     }
 }

@@ -6,10 +6,10 @@ use std::sync::atomic::AtomicBool;
 
 use qtask_data::NaiveDate;
 use qtask_data::synth::{SynthConfig, synth};
+use qtask_model::TaskTrain;
 use qtask_model::model::{Fitted, LGB_ARTIFACT};
 use qtask_model::records::{IC_ARTIFACT, LABEL_ARTIFACT, PRED_ARTIFACT, RIC_ARTIFACT};
 use qtask_model::workflow::DATASET_STATE_ARTIFACT;
-use qtask_model::TaskTrain;
 use qtask_record::{RecordStore, RunStatus};
 use qtask_runner::func::{TaskContext, TaskFunc};
 use qtask_runner::train::{Phase, RecordedTask};
@@ -73,17 +73,24 @@ struct Setup {
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     market(&dir.path().join("data"));
-    let store = RecordStore::open(&format!("file:{}", dir.path().join("mlruns").display())).unwrap();
+    let store =
+        RecordStore::open(&format!("file:{}", dir.path().join("mlruns").display())).unwrap();
     let func = RecordedTask {
         store: store.clone(),
         experiment: "exp".into(),
         exec: Arc::new(TaskTrain {
             provider_uri: Some(dir.path().join("data")),
-            cache: Some(qtask_data::cache::FeatureCache::new(dir.path().join("cache"))),
+            cache: Some(qtask_data::cache::FeatureCache::new(
+                dir.path().join("cache"),
+            )),
         }),
         phase: Phase::Full,
     };
-    Setup { _dir: dir, store, func }
+    Setup {
+        _dir: dir,
+        store,
+        func,
+    }
 }
 
 fn ctx() -> TaskContext {
@@ -112,21 +119,32 @@ fn lightgbm_task_learns_the_planted_signal_and_saves_everything() {
     let run = only_run(&s);
     assert_eq!(run.info().status, RunStatus::Finished);
 
-    let metrics: std::collections::BTreeMap<String, f64> =
-        run.metrics().unwrap().into_iter().map(|m| (m.key, m.value)).collect();
+    let metrics: std::collections::BTreeMap<String, f64> = run
+        .metrics()
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.key, m.value))
+        .collect();
     let ic = metrics["IC"];
     let ric = metrics["Rank IC"];
     assert!(ic > 0.02, "IC {ic}");
     assert!(ric > 0.02, "Rank IC {ric}");
     assert!(metrics["ICIR"].is_finite() && metrics["Rank ICIR"].is_finite());
-    for k in ["Long-Short Ann Return", "Long-Short Ann Sharpe", "Long-Avg Ann Return", "Long-Avg Ann Sharpe"] {
+    for k in [
+        "Long-Short Ann Return",
+        "Long-Short Ann Sharpe",
+        "Long-Avg Ann Return",
+        "Long-Avg Ann Sharpe",
+    ] {
         assert!(metrics.contains_key(k), "missing {k}");
     }
     // Qlib's per-iteration curves.
     assert!(!run.metric_history("l2.valid").unwrap().is_empty());
 
-    let pred = PredTable::from_parquet_bytes(&run.load_artifact_bytes(PRED_ARTIFACT).unwrap()).unwrap();
-    let label = PredTable::from_parquet_bytes(&run.load_artifact_bytes(LABEL_ARTIFACT).unwrap()).unwrap();
+    let pred =
+        PredTable::from_parquet_bytes(&run.load_artifact_bytes(PRED_ARTIFACT).unwrap()).unwrap();
+    let label =
+        PredTable::from_parquet_bytes(&run.load_artifact_bytes(LABEL_ARTIFACT).unwrap()).unwrap();
     assert_eq!(pred.column_names(), ["score"]);
     assert_eq!(label.column_names(), ["label"]);
     assert_eq!(pred.len(), label.len());
@@ -135,8 +153,10 @@ fn lightgbm_task_learns_the_planted_signal_and_saves_everything() {
     assert!(last.date() <= NaiveDate::from_ymd_opt(2011, 12, 31).unwrap());
     assert!(pred.column("score").unwrap().iter().all(|v| v.is_finite()));
 
-    let ic_series = DateSeries::from_parquet_bytes(&run.load_artifact_bytes(IC_ARTIFACT).unwrap()).unwrap();
-    let ric_series = DateSeries::from_parquet_bytes(&run.load_artifact_bytes(RIC_ARTIFACT).unwrap()).unwrap();
+    let ic_series =
+        DateSeries::from_parquet_bytes(&run.load_artifact_bytes(IC_ARTIFACT).unwrap()).unwrap();
+    let ric_series =
+        DateSeries::from_parquet_bytes(&run.load_artifact_bytes(RIC_ARTIFACT).unwrap()).unwrap();
     assert_eq!(ic_series.values.len(), ric_series.values.len());
     // The IC metric is the mean of the saved daily series.
     let mean = qtask_model::signal::nanmean(&ic_series.values);
@@ -146,7 +166,10 @@ fn lightgbm_task_learns_the_planted_signal_and_saves_everything() {
     // before the dataset was built).
     let state: Value = run.load_json(DATASET_STATE_ARTIFACT).unwrap();
     let text = state.to_string();
-    assert!(!text.contains("<dataset"), "unresolved placeholder in {text}");
+    assert!(
+        !text.contains("<dataset"),
+        "unresolved placeholder in {text}"
+    );
 
     // The saved model loads back and predicts what was recorded.
     assert!(!run.load_artifact_bytes(LGB_ARTIFACT).unwrap().is_empty());
@@ -172,7 +195,13 @@ fn linear_models_train_through_the_same_path() {
     assert_eq!(run.info().status, RunStatus::Finished);
     let coef: Value = run.load_json("model.json").unwrap();
     assert_eq!(coef["coef"].as_array().unwrap().len(), 158);
-    let ic = run.metrics().unwrap().into_iter().find(|m| m.key == "IC").unwrap().value;
+    let ic = run
+        .metrics()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.key == "IC")
+        .unwrap()
+        .value;
     assert!(ic > 0.0, "IC {ic}");
 }
 
@@ -187,7 +216,10 @@ fn failed_with(t: Value, needle: &str) {
 
 #[test]
 fn unknown_model_class_fails_the_run_listing_the_supported_ones() {
-    failed_with(task(json!({"class": "XGBModel"})), "unknown model class `XGBModel` (supported: LGBModel, LinearModel)");
+    failed_with(
+        task(json!({"class": "XGBModel"})),
+        "unknown model class `XGBModel` (supported: LGBModel, LinearModel)",
+    );
 }
 
 #[test]
@@ -208,7 +240,8 @@ fn a_segment_without_data_fails_the_run() {
 fn an_all_nan_label_fails_the_run() {
     let mut t = task(lgb());
     // A label reaching beyond the data is NaN everywhere.
-    t["dataset"]["kwargs"]["handler"]["kwargs"]["label"] = json!([["Ref($close, -100000)"], ["LABEL0"]]);
+    t["dataset"]["kwargs"]["handler"]["kwargs"]["label"] =
+        json!([["Ref($close, -100000)"], ["LABEL0"]]);
     failed_with(t.clone(), "Empty data from dataset");
     // Without DropnaLabel the label reaches the model: still a clear error.
     t["dataset"]["kwargs"]["handler"]["kwargs"]["learn_processors"] = json!([]);
@@ -220,9 +253,17 @@ fn a_model_artifact_that_does_not_load_is_a_clear_error() {
     let s = setup();
     let exp = s.store.experiment("exp").unwrap();
     let run = exp.start_run(None).unwrap();
-    run.save_json("model_meta.json", &json!({"class": "LGBModel", "feature_names": ["a"], "best_iteration": 1})).unwrap();
-    run.save_artifact_bytes(LGB_ARTIFACT, b"this is not a LightGBM model").unwrap();
-    let err = Fitted::load(&run).err().expect("corrupt model must not load").to_string();
+    run.save_json(
+        "model_meta.json",
+        &json!({"class": "LGBModel", "feature_names": ["a"], "best_iteration": 1}),
+    )
+    .unwrap();
+    run.save_artifact_bytes(LGB_ARTIFACT, b"this is not a LightGBM model")
+        .unwrap();
+    let err = Fitted::load(&run)
+        .err()
+        .expect("corrupt model must not load")
+        .to_string();
     assert!(err.contains("model artifact `model.txt`"), "{err}");
     assert!(err.contains(run.id()), "{err}");
 }

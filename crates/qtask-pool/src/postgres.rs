@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use postgres::types::ToSql;
-use postgres::{Client, NoTls, Row};
+use postgres::{Client, NoTls, Row, Statement};
 use serde_json::Value;
 
 use crate::error::{PoolError, Result};
@@ -62,9 +62,15 @@ const EXPIRY_CHECK_EVERY: Duration = Duration::from_millis(500);
 /// Rows per INSERT when creating tasks (bounded so one statement stays a few MB).
 const CREATE_CHUNK: usize = 5000;
 
+/// Prepared hot-path statements kept per connection (beyond this many, the cache restarts).
+const STATEMENT_CACHE: usize = 64;
+
 /// A pool in a PostgreSQL database.
 pub struct PgPool {
     client: Mutex<Client>,
+    /// Hot-path statements prepared on the current connection (emptied when it is replaced):
+    /// an unprepared query costs an extra round trip to parse it every time.
+    statements: Mutex<HashMap<String, Statement>>,
     last_expiry_check: Mutex<Option<Instant>>,
     config: postgres::Config,
     shown: String,
@@ -87,23 +93,35 @@ fn refs(args: &Args) -> Vec<&(dyn ToSql + Sync)> {
 }
 
 fn read_task(row: &Row) -> Result<Task> {
-    let status: String = row.try_get(2)?;
+    read_task_at(row, 0)
+}
+
+/// Reads the [`COLUMNS`] that start at column `at`.
+fn read_task_at(row: &Row, at: usize) -> Result<Task> {
+    let status: String = row.try_get(at + 2)?;
     Ok(Task {
-        id: row.try_get::<_, i64>(0)?.to_string(),
-        def: row.try_get(1)?,
+        id: row.try_get::<_, i64>(at)?.to_string(),
+        def: row.try_get(at + 1)?,
         status: status.parse()?,
-        priority: row.try_get(3)?,
-        res: row.try_get(4)?,
-        attempts: row.try_get::<_, i64>(5)?.max(0) as u32,
-        max_attempts: row.try_get::<_, Option<i64>>(6)?.map(|n| n.max(0) as u32),
-        error: row.try_get(7)?,
-        lease_owner: row.try_get(8)?,
-        lease_expires_at: row.try_get::<_, Option<DateTime<Utc>>>(9)?,
-        created_at: row.try_get(10)?,
-        started_at: row.try_get(11)?,
-        finished_at: row.try_get(12)?,
+        priority: row.try_get(at + 3)?,
+        res: row.try_get(at + 4)?,
+        attempts: row.try_get::<_, i64>(at + 5)?.max(0) as u32,
+        max_attempts: row
+            .try_get::<_, Option<i64>>(at + 6)?
+            .map(|n| n.max(0) as u32),
+        error: row.try_get(at + 7)?,
+        lease_owner: row.try_get(at + 8)?,
+        lease_expires_at: row.try_get::<_, Option<DateTime<Utc>>>(at + 9)?,
+        created_at: row.try_get(at + 10)?,
+        started_at: row.try_get(at + 11)?,
+        finished_at: row.try_get(at + 12)?,
     })
 }
+
+/// The SET list of a claim; `$2` status, `$3` owner, `$4` token, `$5` lease seconds.
+const CLAIM_SET: &str = "status = 'running', claimed_from = $2, attempts = t.attempts + 1, \
+    lease_owner = $3, lease_token = $4, \
+    lease_expires_at = now() + $5::float8 * interval '1 second', started_at = now()";
 
 fn secs(d: Option<Duration>) -> Option<f64> {
     d.map(|d| d.as_secs_f64())
@@ -163,6 +181,7 @@ impl PgPool {
         }
         Ok(PgPool {
             client: Mutex::new(client),
+            statements: Mutex::new(HashMap::new()),
             last_expiry_check: Mutex::new(None),
             config,
             shown,
@@ -175,6 +194,10 @@ impl PgPool {
     fn client(&self) -> Result<MutexGuard<'_, Client>> {
         let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_closed() {
+            self.statements
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
             *guard = self.config.connect(NoTls).map_err(|e| PoolError::Connect {
                 url: self.shown.clone(),
                 reason: match PoolError::from(e) {
@@ -184,6 +207,49 @@ impl PgPool {
             })?;
         }
         Ok(guard)
+    }
+
+    /// `sql` prepared on `client` (the caller's locked connection), from the cache if it
+    /// was prepared before.
+    fn prepared(&self, client: &mut Client, sql: &str) -> Result<Statement> {
+        let mut cache = self.statements.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(st) = cache.get(sql) {
+            return Ok(st.clone());
+        }
+        let st = client.prepare(sql)?;
+        if cache.len() >= STATEMENT_CACHE {
+            cache.clear();
+        }
+        cache.insert(sql.to_string(), st.clone());
+        Ok(st)
+    }
+
+    /// Whether a claim should look for expired leases first (see `fetch_task`); marks the
+    /// look as done when it is due.
+    fn expiry_due(&self) -> bool {
+        let mut last = self
+            .last_expiry_check
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let due = last.is_none_or(|t| t.elapsed() >= EXPIRY_CHECK_EVERY);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
+    }
+
+    /// `fetch_task` with the expiry look decided by the caller.
+    fn fetch(&self, opts: &FetchOptions, due: bool) -> Result<Option<ClaimedTask>> {
+        if due && let Some(c) = self.claim(opts, true)? {
+            return Ok(Some(c));
+        }
+        if let Some(c) = self.claim(opts, false)? {
+            return Ok(Some(c));
+        }
+        if due {
+            return Ok(None);
+        }
+        self.claim(opts, true)
     }
 
     fn not_found(&self, id: &str) -> PoolError {
@@ -247,9 +313,7 @@ impl PgPool {
             |cond| {
                 // $6 (the default attempt limit) appears in both forms so the parameter count
                 // is the same whichever runs.
-                let set = "status = 'running', claimed_from = $2, attempts = t.attempts + 1, \
-                    lease_owner = $3, lease_token = $4, \
-                    lease_expires_at = now() + $5::float8 * interval '1 second', started_at = now()";
+                let set = CLAIM_SET;
                 if reclaim {
                     format!(
                         "WITH pm AS (SELECT COALESCE((SELECT max_attempts FROM qtask_pools WHERE name = $1), $6) AS m), \
@@ -278,7 +342,9 @@ impl PgPool {
             head,
             &opts.query.without_status(),
         );
-        let row = self.client()?.query_opt(&sql, &refs(&args))?;
+        let mut client = self.client()?;
+        let st = self.prepared(&mut client, &sql)?;
+        let row = client.query_opt(&st, &refs(&args))?;
         row.map(|row| {
             Ok(ClaimedTask {
                 task: read_task(&row)?,
@@ -382,27 +448,79 @@ impl TaskPool for PgPool {
         // Expired leases are looked for at most every EXPIRY_CHECK_EVERY (and whenever no
         // fresh task is left): that scan walks the index entries of every task that was
         // ever running until vacuum removes them, which made each claim cost milliseconds.
-        let due = {
-            let mut last = self
-                .last_expiry_check
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let due = last.is_none_or(|t| t.elapsed() >= EXPIRY_CHECK_EVERY);
-            if due {
-                *last = Some(Instant::now());
+        self.fetch(opts, self.expiry_due())
+    }
+
+    fn commit_and_fetch(
+        &self,
+        id: &str,
+        token: &str,
+        res: &Value,
+        status: Option<Status>,
+        opts: &FetchOptions,
+    ) -> Result<Option<ClaimedTask>> {
+        let status = status.unwrap_or(Status::Done);
+        // One statement does both, so the claim cannot see the commit: when the committed
+        // task could be claimed again, two steps keep the sequential outcome; so does a due
+        // expiry look, which must come before any fresh claim.
+        let due = self.expiry_due();
+        if status == opts.status || due {
+            self.commit_task_res(id, Some(token), res, Some(status))?;
+            return self.fetch(opts, due);
+        }
+        let n = self.id_num(id)?;
+        let new_token = uuid::Uuid::new_v4().simple().to_string();
+        let finished = matches!(status, Status::Done | Status::Failed | Status::PartDone);
+        let head: Args = vec![
+            Box::new(self.pool.clone()),
+            Box::new(opts.status.as_str().to_string()),
+            Box::new(opts.owner.clone()),
+            Box::new(new_token.clone()),
+            Box::new(secs(opts.lease)),
+            Box::new(res.clone()),
+            Box::new(status.as_str().to_string()),
+            Box::new(finished),
+            Box::new(n),
+            Box::new(token.to_string()),
+        ];
+        let (sql, args) = self.with_query(
+            |cond| {
+                // `pick` waits for `done`: nothing is claimed when the commit is refused.
+                format!(
+                    "WITH done AS (UPDATE qtask_tasks SET res = $6, status = $7, \
+                        finished_at = CASE WHEN $8 THEN now() ELSE finished_at END, \
+                        lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, claimed_from = NULL \
+                        WHERE pool = $1 AND id = $9 AND status = 'running' AND lease_token = $10 RETURNING id), \
+                     pick AS (SELECT id FROM qtask_tasks WHERE pool = $1 AND status = $2 AND ({cond}) \
+                        AND EXISTS (SELECT 1 FROM done) \
+                        ORDER BY priority DESC NULLS LAST, id LIMIT 1 FOR UPDATE SKIP LOCKED), \
+                     claimed AS (UPDATE qtask_tasks AS t SET {CLAIM_SET} FROM pick \
+                        WHERE t.id = pick.id RETURNING {COLUMNS}) \
+                     SELECT (SELECT count(*) FROM done), claimed.* \
+                     FROM (VALUES (1)) AS one LEFT JOIN claimed ON true"
+                )
+            },
+            head,
+            &opts.query.without_status(),
+        );
+        let row = {
+            let mut client = self.client()?;
+            let st = self.prepared(&mut client, &sql)?;
+            let row = client.query_one(&st, &refs(&args))?;
+            if row.try_get::<_, i64>(0)? == 0 {
+                return Err(self.miss(&mut client, id));
             }
-            due
+            row
         };
-        if due && let Some(c) = self.claim(opts, true)? {
-            return Ok(Some(c));
+        if row.try_get::<_, Option<i64>>(1)?.is_none() {
+            // No fresh task: an expired lease may still be claimable (as in `fetch_task`).
+            return self.claim(opts, true);
         }
-        if let Some(c) = self.claim(opts, false)? {
-            return Ok(Some(c));
-        }
-        if due {
-            return Ok(None);
-        }
-        self.claim(opts, true)
+        Ok(Some(ClaimedTask {
+            task: read_task_at(&row, 1)?,
+            token: new_token,
+            from: opts.status,
+        }))
     }
 
     fn heartbeat(&self, id: &str, token: &str, lease: Duration) -> Result<()> {
@@ -430,11 +548,15 @@ impl TaskPool for PgPool {
         let n = self.id_num(id)?;
         let status = status.unwrap_or(Status::Done);
         let finished = matches!(status, Status::Done | Status::Failed | Status::PartDone);
-        let changed = client.execute(
+        let st = self.prepared(
+            &mut client,
             "UPDATE qtask_tasks SET res = $1, status = $2, \
              finished_at = CASE WHEN $3 THEN now() ELSE finished_at END, \
              lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, claimed_from = NULL \
              WHERE pool = $4 AND id = $5 AND ($6::text IS NULL OR (status = 'running' AND lease_token = $6))",
+        )?;
+        let changed = client.execute(
+            &st,
             &[res, &status.as_str(), &finished, &self.pool, &n, &token],
         )?;
         if changed == 0 {

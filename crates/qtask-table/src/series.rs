@@ -84,10 +84,12 @@ impl DateSeries {
         let builder =
             ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(bytes))?;
         let schema = builder.schema().clone();
-        let dt = schema.index_of(DATETIME).map_err(|_| TableError::MissingColumn {
-            column: DATETIME,
-            found: schema.fields().iter().map(|f| f.name().clone()).collect(),
-        })?;
+        let dt = schema
+            .index_of(DATETIME)
+            .map_err(|_| TableError::MissingColumn {
+                column: DATETIME,
+                found: schema.fields().iter().map(|f| f.name().clone()).collect(),
+            })?;
         let val = (0..schema.fields().len())
             .find(|&i| i != dt && schema.field(i).data_type() == &DataType::Float64)
             .ok_or_else(|| TableError::Shape("series file has no float64 column".into()))?;

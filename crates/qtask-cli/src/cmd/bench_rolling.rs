@@ -44,7 +44,9 @@ pub fn run(a: BenchRollingArgs) -> anyhow::Result<()> {
     let done = run_study(args)?;
     let total = start.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&cache);
-    let fit = done.summary["seconds"]["model_fit"].as_f64().unwrap_or(f64::NAN);
+    let fit = done.summary["seconds"]["model_fit"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
     write_json(
         &json!({
             "instruments": a.instruments,

@@ -117,7 +117,10 @@ pub fn prepare(dir: &Path, instruments: usize, market: &str, seed: u64) -> anyho
         let pb = bar(instruments as u64, "synthetic market");
         synth(&data, &cfg, &|| pb.inc(1))?;
         pb.finish_and_clear();
-        eprintln!("wrote a synthetic market of {instruments} instruments to {}", data.display());
+        eprintln!(
+            "wrote a synthetic market of {instruments} instruments to {}",
+            data.display()
+        );
     }
     let config = dir.join(format!("{market}_lgb_rolling.yaml"));
     write_atomic(&config, config_text(&data, market).as_bytes())?;
@@ -125,7 +128,12 @@ pub fn prepare(dir: &Path, instruments: usize, market: &str, seed: u64) -> anyho
 }
 
 /// The `qtask rolling` arguments of the example.
-pub fn rolling_args(dir: &Path, config: &Path, workers: usize, json: bool) -> anyhow::Result<RollingArgs> {
+pub fn rolling_args(
+    dir: &Path,
+    config: &Path,
+    workers: usize,
+    json: bool,
+) -> anyhow::Result<RollingArgs> {
     #[derive(Parser)]
     struct Wrap {
         #[command(flatten)]

@@ -19,4 +19,3 @@ pub mod rolling;
 pub mod study;
 pub mod train;
 pub mod worker;
-

@@ -66,7 +66,9 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<()> {
             let metrics: serde_json::Map<String, Value> = w
                 .metrics
                 .iter()
-                .filter(|(k, _)| !k.starts_with("qtask.") && !k.contains(".train") && !k.contains(".valid"))
+                .filter(|(k, _)| {
+                    !k.starts_with("qtask.") && !k.contains(".train") && !k.contains(".valid")
+                })
                 .map(|(k, v)| (k.clone(), json_num(*v)))
                 .collect();
             json!({"run_id": w.info.run_id, "experiment": args.experiment, "metrics": metrics})
@@ -76,7 +78,11 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<()> {
         return output::write_json(&runs, None);
     }
     for r in &runs {
-        println!("run {} (experiment {})", r["run_id"].as_str().unwrap_or(""), args.experiment);
+        println!(
+            "run {} (experiment {})",
+            r["run_id"].as_str().unwrap_or(""),
+            args.experiment
+        );
         for (k, v) in r["metrics"].as_object().into_iter().flatten() {
             let v = v.as_f64().map_or("nan".to_string(), |x| format!("{x:.6}"));
             println!("  {k:<24} {v}");

@@ -13,9 +13,7 @@ use serde_json::{Value, json};
 use crate::cmd::generate::GenFlags;
 use crate::cmd::manage::DEFAULT_STORE;
 use crate::cmd::report::write_report;
-use crate::cmd::study::{
-    IC_METRICS, ensemble, ensemble_ic, json_num, load_windows, window_json,
-};
+use crate::cmd::study::{IC_METRICS, ensemble, ensemble_ic, json_num, load_windows, window_json};
 use crate::cmd::train::{TrainSetup, run_trainer};
 use crate::cmd::worker::ExecFlags;
 use crate::output::{self, write_atomic};
@@ -91,7 +89,11 @@ pub fn run_study(mut args: RollingArgs) -> anyhow::Result<RollingOutput> {
         },
     )?;
     if let Some((i, e)) = outcome.failed.first() {
-        anyhow::bail!("{} of {} tasks failed; task {i}: {e}", outcome.failed.len(), tasks.len());
+        anyhow::bail!(
+            "{} of {} tasks failed; task {i}: {e}",
+            outcome.failed.len(),
+            tasks.len()
+        );
     }
     let t_train = t.elapsed().as_secs_f64();
 
@@ -102,7 +104,9 @@ pub fn run_study(mut args: RollingArgs) -> anyhow::Result<RollingOutput> {
     let windows = load_windows(&store, &experiment, Some(&run_ids))?;
     pb.inc(1);
     let ens = ensemble(&windows)?;
-    let first = ens.first().context("no run saved a pred.parquet to collect")?;
+    let first = ens
+        .first()
+        .context("no run saved a pred.parquet to collect")?;
     let daily = ensemble_ic(first)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -153,7 +157,11 @@ pub fn run_study(mut args: RollingArgs) -> anyhow::Result<RollingOutput> {
         &windows,
         vec![
             format!("config: {}", args.generate.template.display()),
-            format!("{} tasks, trainer {}", tasks.len(), trainer_name(args.trainer)),
+            format!(
+                "{} tasks, trainer {}",
+                tasks.len(),
+                trainer_name(args.trainer)
+            ),
             format!(
                 "seconds: generate {t_gen:.2}, train {t_train:.2} (model fit {fit_secs:.2}), collect {t_collect:.2}"
             ),

@@ -37,7 +37,9 @@ pub struct Window {
 impl Window {
     /// The `[start, end]` of a segment of the task as text (`open` for an open end).
     pub fn segment(&self, name: &str) -> Option<(String, String)> {
-        let s = self.task.pointer(&format!("/dataset/kwargs/segments/{name}"))?;
+        let s = self
+            .task
+            .pointer(&format!("/dataset/kwargs/segments/{name}"))?;
         let text = |v: &Value| match v {
             Value::String(s) => s.clone(),
             Value::Null => "open".into(),
@@ -55,7 +57,10 @@ impl Window {
             .unwrap_or("task");
         match self.segment("test") {
             Some((s, e)) => format!("{class} {s}..{e}"),
-            None => format!("{class} {}", &self.info.run_id[..8.min(self.info.run_id.len())]),
+            None => format!(
+                "{class} {}",
+                &self.info.run_id[..8.min(self.info.run_id.len())]
+            ),
         }
     }
 
@@ -180,7 +185,10 @@ pub struct Ensembled {
     pub label: Option<PredTable>,
 }
 
-fn rolling_ensemble(windows: &[Window], pick: impl Fn(&Window) -> Option<&PredTable>) -> anyhow::Result<Vec<(Key, PredTable)>> {
+fn rolling_ensemble(
+    windows: &[Window],
+    pick: impl Fn(&Window) -> Option<&PredTable>,
+) -> anyhow::Result<Vec<(Key, PredTable)>> {
     let mut map = CollectMap::new();
     for w in windows {
         let Some(t) = pick(w) else { continue };
@@ -209,7 +217,9 @@ fn rolling_ensemble(windows: &[Window], pick: impl Fn(&Window) -> Option<&PredTa
 /// Ensembles the windows' predictions and labels.
 pub fn ensemble(windows: &[Window]) -> anyhow::Result<Vec<Ensembled>> {
     let preds = rolling_ensemble(windows, |w| w.pred.as_ref())?;
-    let all_labels = windows.iter().all(|w| w.pred.is_none() || w.label.is_some());
+    let all_labels = windows
+        .iter()
+        .all(|w| w.pred.is_none() || w.label.is_some());
     let labels = if all_labels {
         rolling_ensemble(windows, |w| w.pred.as_ref().and(w.label.as_ref()))?
     } else {
@@ -219,7 +229,10 @@ pub fn ensemble(windows: &[Window]) -> anyhow::Result<Vec<Ensembled>> {
         .into_iter()
         .map(|(k, pred)| Ensembled {
             key: k.label(),
-            label: labels.iter().find(|(lk, _)| *lk == k).map(|(_, t)| t.clone()),
+            label: labels
+                .iter()
+                .find(|(lk, _)| *lk == k)
+                .map(|(_, t)| t.clone()),
             pred,
         })
         .collect())

@@ -67,7 +67,11 @@ fn param_text(key: &str, v: &Value) -> Result<String> {
 
 fn as_rounds(key: &str, v: &Value) -> Result<usize> {
     v.as_u64()
-        .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+        .or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                .map(|f| f as u64)
+        })
         .map(|n| n as usize)
         .ok_or_else(|| {
             ModelError::Invalid(format!(
@@ -166,7 +170,11 @@ pub struct LgbModel {
 /// callbacks=[early_stopping(n)])` does: each iteration evaluates both sets, a valid metric that
 /// has not improved for `n` rounds stops training, and the model keeps its best iteration (also
 /// when all rounds ran).
-pub fn train(cfg: &LgbConfig, train: Matrix, valid: Option<Matrix>) -> Result<(LgbModel, TrainLog)> {
+pub fn train(
+    cfg: &LgbConfig,
+    train: Matrix,
+    valid: Option<Matrix>,
+) -> Result<(LgbModel, TrainLog)> {
     let start = Instant::now();
     let params = cfg.param_string();
     let train_ds = Dataset::from_rows(train.x, train.n_features, train.y, &params, None)?;
@@ -188,7 +196,12 @@ pub fn train(cfg: &LgbConfig, train: Matrix, valid: Option<Matrix>) -> Result<(L
     // Metrics where larger is better, as LightGBM's early stopping decides.
     let higher_better: Vec<bool> = metrics
         .iter()
-        .map(|m| m.starts_with("auc") || m.starts_with("ndcg") || m.starts_with("map") || m == "average_precision")
+        .map(|m| {
+            m.starts_with("auc")
+                || m.starts_with("ndcg")
+                || m.starts_with("map")
+                || m == "average_precision"
+        })
         .collect();
     let mut log = TrainLog {
         metrics: metrics.clone(),
@@ -228,9 +241,10 @@ pub fn train(cfg: &LgbConfig, train: Matrix, valid: Option<Matrix>) -> Result<(L
         let last = finished || iter + 1 == cfg.num_boost_round;
         // LightGBM checks the valid metrics in order; the first that stalls (or, at the last
         // round, the first metric) decides the iteration kept.
-        let stop = best.iter().flatten().find(|(_, b)| {
-            cfg.early_stopping_rounds > 0 && iter - b >= cfg.early_stopping_rounds
-        });
+        let stop = best
+            .iter()
+            .flatten()
+            .find(|(_, b)| cfg.early_stopping_rounds > 0 && iter - b >= cfg.early_stopping_rounds);
         if let Some(&(_, b)) = stop {
             best_iter = Some(b + 1);
             break;

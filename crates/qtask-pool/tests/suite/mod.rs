@@ -658,6 +658,82 @@ pub fn concurrent_creators_and_claimers(url: &str) {
     p.remove(&Query::all()).unwrap();
 }
 
+pub fn commit_and_fetch_commits_then_claims_in_order(url: &str) {
+    let p = fresh(url);
+    let t = create(&*p, &(0..4).map(|i| json!({"i": i})).collect::<Vec<_>>());
+    p.prioritize(&t[2], Some(7)).unwrap();
+    let opts = FetchOptions::default();
+    let first = fetch(&*p).unwrap();
+    assert_eq!(first.task.id, t[2]);
+    let second = p
+        .commit_and_fetch(&first.task.id, &first.token, &json!({"r": 2}), None, &opts)
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.task.id, t[0]);
+    assert_eq!(second.task.status, Status::Running);
+    assert_eq!(second.task.attempts, 1);
+    assert_eq!(second.from, Status::Waiting);
+    assert_ne!(second.token, first.token);
+    let done = p.re_query(&t[2]).unwrap();
+    assert_eq!(done.status, Status::Done);
+    assert_eq!(done.res, Some(json!({"r": 2})));
+    assert!(done.lease_owner.is_none() && done.finished_at.is_some());
+
+    // A stale token: the commit is refused and nothing is claimed.
+    let err = p
+        .commit_and_fetch(&first.task.id, &first.token, &json!(0), None, &opts)
+        .unwrap_err();
+    assert!(matches!(err, PoolError::LeaseLost { .. }), "{err}");
+    let unknown = p
+        .commit_and_fetch("999999999", &first.token, &json!(0), None, &opts)
+        .unwrap_err();
+    assert!(matches!(unknown, PoolError::NotFound { .. }), "{unknown}");
+    assert_eq!(
+        p.task_stat(&Query::all()).unwrap().get(&Status::Running),
+        Some(&1)
+    );
+
+    // Committed back into the status claimed from, the task may be claimed again at once,
+    // exactly as a commit followed by a fetch would.
+    p.prioritize(&t[0], Some(9)).unwrap();
+    let again = p
+        .commit_and_fetch(
+            &second.task.id,
+            &second.token,
+            &json!(1),
+            Some(Status::Waiting),
+            &opts,
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.task.id, t[0]);
+    assert_eq!(again.task.attempts, 2);
+    assert_eq!(again.task.res, Some(json!(1)));
+
+    // The last commit finds nothing left to claim.
+    let c = p
+        .commit_and_fetch(&again.task.id, &again.token, &json!(1), None, &opts)
+        .unwrap()
+        .unwrap();
+    let d = p
+        .commit_and_fetch(&c.task.id, &c.token, &json!(1), None, &opts)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        [c.task.id.clone(), d.task.id.clone()],
+        [t[1].clone(), t[3].clone()]
+    );
+    assert!(
+        p.commit_and_fetch(&d.task.id, &d.token, &json!(1), None, &opts)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        p.task_stat(&Query::all()).unwrap().get(&Status::Done),
+        Some(&4)
+    );
+}
+
 /// Expands to one test per check above.
 #[macro_export]
 macro_rules! conformance {
@@ -671,7 +747,8 @@ macro_rules! conformance {
             unknown_ids_are_errors, query_operators, lease_expiry_reclaim_and_fencing,
             heartbeat_extends_lease, no_lease_runs_until_reset, max_attempts_then_failed_then_retry,
             pool_max_attempts_and_lease_loss_count, replace_task_keeps_identity,
-            wait_reports_and_times_out, concurrent_creators_and_claimers
+            wait_reports_and_times_out, concurrent_creators_and_claimers,
+            commit_and_fetch_commits_then_claims_in_order
         );
     };
     (@tests $url:path; $($name:ident),* $(,)?) => {
