@@ -6,6 +6,7 @@
 //! modification time) of the calendar and every feature file read. Changing the data folder
 //! therefore changes the key; stale entries are simply never read again.
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -13,8 +14,7 @@ use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::binfile::write_atomic;
-use crate::error::Result;
+use crate::error::{DataError, Result};
 use crate::expr::Program;
 use crate::features::{Query, compute, resolve_range};
 use crate::frame::Frame;
@@ -124,13 +124,13 @@ impl FeatureCache {
         let path = self
             .dir
             .join(format!("{}.qtf", self.key(provider, program, q)?));
-        if let Ok(bytes) = std::fs::read(&path)
-            && let Some(frame) = decode(&bytes)
+        if let Ok(file) = std::fs::File::open(&path)
+            && let Some(frame) = decode_from(&mut std::io::BufReader::new(file))
         {
             return Ok(frame);
         }
         let frame = compute(provider, program, q, tick)?;
-        write_atomic(&path, &encode(&frame))?;
+        write_streamed(&path, &frame)?;
         Ok(frame)
     }
 
@@ -143,68 +143,109 @@ impl FeatureCache {
     }
 }
 
-fn encode(f: &Frame) -> Vec<u8> {
+/// Writes the frame to a temporary file renamed over `path`, so readers never see half a file.
+fn write_streamed(path: &Path, frame: &Frame) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let file = std::fs::File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
+    encode_to(frame, &mut std::io::BufWriter::new(file)).map_err(|e| DataError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+}
+
+/// Values per chunk when streaming columns (bounds the temporary byte buffer).
+const CHUNK: usize = 1 << 16;
+
+/// Streams a frame to `w` (no full in-memory copy: a study's frame is its largest object).
+fn encode_to(f: &Frame, w: &mut impl Write) -> std::io::Result<()> {
     let header = serde_json::to_vec(&Header {
         symbols: f.symbols.clone(),
         columns: f.columns.clone(),
         rows: f.len(),
     })
     .unwrap_or_default();
-    let mut out = Vec::with_capacity(16 + header.len() + f.len() * (8 + 4 * f.data.len()));
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
-    out.extend_from_slice(&header);
-    for &i in &f.inst {
-        out.extend_from_slice(&i.to_le_bytes());
-    }
-    for d in &f.datetime {
-        out.extend_from_slice(&d.num_days_from_ce().to_le_bytes());
-    }
-    for c in &f.data {
-        for v in c {
-            out.extend_from_slice(&v.to_le_bytes());
+    w.write_all(MAGIC)?;
+    w.write_all(&(header.len() as u64).to_le_bytes())?;
+    w.write_all(&header)?;
+    let mut buf = Vec::with_capacity(CHUNK * 4);
+    let mut put = |w: &mut dyn Write, words: &mut dyn Iterator<Item = [u8; 4]>| {
+        loop {
+            buf.clear();
+            for _ in 0..CHUNK {
+                let Some(word) = words.next() else { break };
+                buf.extend_from_slice(&word);
+            }
+            if buf.is_empty() {
+                return Ok::<(), std::io::Error>(());
+            }
+            w.write_all(&buf)?;
         }
+    };
+    put(w, &mut f.inst.iter().map(|i| i.to_le_bytes()))?;
+    put(
+        w,
+        &mut f
+            .datetime
+            .iter()
+            .map(|d| d.num_days_from_ce().to_le_bytes()),
+    )?;
+    for c in &f.data {
+        put(w, &mut c.iter().map(|v| v.to_le_bytes()))?;
     }
-    out
+    w.flush()
+}
+
+/// Reads `n` little-endian words, converting each; `None` on a short read or a bad value.
+fn read_words<T>(
+    r: &mut impl Read,
+    n: usize,
+    mut conv: impl FnMut([u8; 4]) -> Option<T>,
+) -> Option<Vec<T>> {
+    let mut out = Vec::with_capacity(n);
+    let mut buf = vec![0u8; CHUNK.min(n.max(1)) * 4];
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(CHUNK);
+        r.read_exact(&mut buf[..k * 4]).ok()?;
+        for w in buf[..k * 4].chunks_exact(4) {
+            out.push(conv(w.try_into().ok()?)?);
+        }
+        left -= k;
+    }
+    Some(out)
 }
 
 /// `None` for anything malformed: a damaged entry is recomputed, never trusted.
-fn decode(b: &[u8]) -> Option<Frame> {
-    if b.get(..4)? != MAGIC {
+fn decode_from(r: &mut impl Read) -> Option<Frame> {
+    let mut magic = [0u8; 4];
+    r.read_exact(&mut magic).ok()?;
+    if &magic != MAGIC {
         return None;
     }
-    let hl = u64::from_le_bytes(b.get(4..12)?.try_into().ok()?) as usize;
-    let header: Header = serde_json::from_slice(b.get(12..12 + hl)?).ok()?;
+    let mut len = [0u8; 8];
+    r.read_exact(&mut len).ok()?;
+    let hl = u64::from_le_bytes(len) as usize;
+    if hl > 1 << 30 {
+        return None;
+    }
+    let mut hb = vec![0u8; hl];
+    r.read_exact(&mut hb).ok()?;
+    let header: Header = serde_json::from_slice(&hb).ok()?;
     let n = header.rows;
-    let mut at = 12 + hl;
-    let word = |at: &mut usize| -> Option<[u8; 4]> {
-        let w = b.get(*at..*at + 4)?.try_into().ok()?;
-        *at += 4;
-        Some(w)
-    };
-    let mut inst = Vec::with_capacity(n);
-    for _ in 0..n {
-        let i = u32::from_le_bytes(word(&mut at)?);
-        if i as usize >= header.symbols.len() {
-            return None;
-        }
-        inst.push(i);
-    }
-    let mut datetime = Vec::with_capacity(n);
-    for _ in 0..n {
-        datetime.push(NaiveDate::from_num_days_from_ce_opt(i32::from_le_bytes(
-            word(&mut at)?,
-        ))?);
-    }
+    let n_sym = header.symbols.len();
+    let inst = read_words(r, n, |w| {
+        let i = u32::from_le_bytes(w);
+        ((i as usize) < n_sym).then_some(i)
+    })?;
+    let datetime = read_words(r, n, |w| {
+        NaiveDate::from_num_days_from_ce_opt(i32::from_le_bytes(w))
+    })?;
     let mut data = Vec::with_capacity(header.columns.len());
     for _ in 0..header.columns.len() {
-        let mut c = Vec::with_capacity(n);
-        for _ in 0..n {
-            c.push(f32::from_le_bytes(word(&mut at)?));
-        }
-        data.push(c);
+        data.push(read_words(r, n, |w| Some(f32::from_le_bytes(w)))?);
     }
-    if at != b.len() {
+    // Trailing bytes mean a different layout: do not trust it.
+    if r.read(&mut [0u8; 1]).ok()? != 0 {
         return None;
     }
     Some(Frame {

@@ -61,6 +61,22 @@ impl Prepared {
     }
 }
 
+/// One segment column by column: what LightGBM reads without a row-major copy, made without
+/// holding two copies of the segment at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Columns {
+    /// Number of rows.
+    pub rows: usize,
+    /// Column-major features: feature `c` is `features[c * rows..(c + 1) * rows]`.
+    pub features: Vec<f32>,
+    /// Feature column names.
+    pub feature_names: Vec<String>,
+    /// One vector per label column.
+    pub labels: Vec<Vec<f32>>,
+    /// Label column names.
+    pub label_names: Vec<String>,
+}
+
 /// A handler with named segments (`train`, `valid`, `test`, ...).
 #[derive(Debug, Clone)]
 pub struct DatasetH {
@@ -114,18 +130,50 @@ impl DatasetH {
     /// The rows of one segment from the chosen processed data (Qlib's
     /// `prepare(segment, col_set=["feature", "label"], data_key=...)`).
     pub fn prepare(&self, segment: &str, key: DataKey) -> Result<Prepared> {
-        let (s, e) = *self.segments.get(segment).ok_or_else(|| {
+        let (s, e) = self.segment(segment)?;
+        let nf = self.handler.n_features;
+        Ok(match key {
+            DataKey::Raw => slice(&self.handler.raw, nf, s, e),
+            DataKey::Infer => slice(self.handler.infer(), nf, s, e),
+            DataKey::Learn => slice(&self.handler.learn(s, e), nf, None, None),
+        })
+    }
+}
+
+impl DatasetH {
+    /// The rows of one segment, column by column (see [`Columns`]).
+    pub fn prepare_columns(&self, segment: &str, key: DataKey) -> Result<Columns> {
+        let (s, e) = self.segment(segment)?;
+        let nf = self.handler.n_features;
+        let frame = match key {
+            DataKey::Raw => self.handler.raw.rows_between(s, e),
+            DataKey::Infer => self.handler.infer().rows_between(s, e),
+            DataKey::Learn => self.handler.learn(s, e),
+        };
+        let rows = frame.len();
+        let mut data = frame.data;
+        let labels = data.split_off(nf.min(data.len()));
+        let mut features = Vec::with_capacity(rows * nf);
+        // Each column is freed as soon as it is copied, so the segment exists about once.
+        for c in data.drain(..) {
+            features.extend_from_slice(&c);
+        }
+        Ok(Columns {
+            rows,
+            features,
+            feature_names: frame.columns[..nf].to_vec(),
+            labels,
+            label_names: frame.columns[nf..].to_vec(),
+        })
+    }
+
+    fn segment(&self, segment: &str) -> Result<(Option<NaiveDate>, Option<NaiveDate>)> {
+        self.segments.get(segment).copied().ok_or_else(|| {
             DataError::Invalid(format!(
                 "unknown segment `{segment}` (have: {})",
                 self.segments.keys().cloned().collect::<Vec<_>>().join(", ")
             ))
-        })?;
-        let frame = match key {
-            DataKey::Raw => &self.handler.raw,
-            DataKey::Infer => self.handler.infer(),
-            DataKey::Learn => &self.handler.learn,
-        };
-        Ok(slice(frame, self.handler.n_features, s, e))
+        })
     }
 }
 

@@ -66,6 +66,21 @@ impl Frame {
         self.take_rows(&rows);
     }
 
+    /// A copy of the rows dated within `[start, end]` (`None`: open) of a frame sorted by
+    /// datetime (those rows are contiguous).
+    pub fn rows_between(&self, start: Option<NaiveDate>, end: Option<NaiveDate>) -> Frame {
+        let lo = start.map_or(0, |s| self.datetime.partition_point(|d| *d < s));
+        let hi = end.map_or(self.len(), |e| self.datetime.partition_point(|d| *d <= e));
+        let hi = hi.max(lo);
+        Frame {
+            symbols: self.symbols.clone(),
+            inst: self.inst[lo..hi].to_vec(),
+            datetime: self.datetime[lo..hi].to_vec(),
+            columns: self.columns.clone(),
+            data: self.data.iter().map(|c| c[lo..hi].to_vec()).collect(),
+        }
+    }
+
     /// Sorts rows by (instrument, datetime), the order of Qlib's `D.features`.
     pub fn sort_by_instrument(&mut self) {
         let mut rows: Vec<usize> = (0..self.len()).collect();

@@ -228,8 +228,6 @@ pub struct Handler {
     /// After infer processors; empty when there are none (then [`Handler::infer`] is `raw`,
     /// which saves a copy of the largest table of a study).
     infer: Frame,
-    /// After learn processors.
-    pub learn: Frame,
 }
 
 impl Handler {
@@ -257,7 +255,6 @@ impl Handler {
             config: config.clone(),
             n_features: config.features.len(),
             infer: Frame::default(),
-            learn: Frame::default(),
             raw,
         };
         h.process();
@@ -273,26 +270,52 @@ impl Handler {
         }
     }
 
+    /// The frame learn processors start from.
+    fn learn_base(&self) -> &Frame {
+        match self.config.process_type {
+            ProcessType::Append => self.infer(),
+            ProcessType::Independent => &self.raw,
+        }
+    }
+
     fn process(&mut self) {
         let nf = self.n_features;
-        let mut infer = Frame::default();
         if !self.config.infer_processors.is_empty() {
-            infer = self.raw.clone();
+            let mut infer = self.raw.clone();
             for p in &mut self.config.infer_processors {
                 p.fit(&infer, nf);
                 p.apply(&mut infer, nf);
             }
+            self.infer = infer;
         }
-        let mut learn = match self.config.process_type {
-            ProcessType::Append if !self.config.infer_processors.is_empty() => infer.clone(),
-            _ => self.raw.clone(),
-        };
-        for p in &mut self.config.learn_processors {
-            p.fit(&learn, nf);
-            p.apply(&mut learn, nf);
+        // Learn data is made per segment on demand (`learn`), not kept whole: every processor
+        // works row by row or day by day once fitted, so processing a segment's days gives
+        // the same rows as processing everything and slicing. Fitting needs only the fit
+        // period, processed by the processors before it, in order.
+        let fit_range = self
+            .config
+            .learn_processors
+            .iter()
+            .filter_map(|p| p.fit_start_time.zip(p.fit_end_time))
+            .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
+        if let Some((s, e)) = fit_range {
+            let mut procs = std::mem::take(&mut self.config.learn_processors);
+            let mut fit = self.learn_base().rows_between(Some(s), Some(e));
+            for p in &mut procs {
+                p.fit(&fit, nf);
+                p.apply(&mut fit, nf);
+            }
+            self.config.learn_processors = procs;
         }
-        self.infer = infer;
-        self.learn = learn;
+    }
+
+    /// The learn data (after learn processors) of the days in `[start, end]` (`None`: open).
+    pub fn learn(&self, start: Option<NaiveDate>, end: Option<NaiveDate>) -> Frame {
+        let mut f = self.learn_base().rows_between(start, end);
+        for p in &self.config.learn_processors {
+            p.apply(&mut f, self.n_features);
+        }
+        f
     }
 
     /// The fitted processors (infer then learn), serialisable as a run artifact.

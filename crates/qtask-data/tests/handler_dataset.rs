@@ -276,3 +276,38 @@ fn feature_cache_reuses_and_invalidates() {
     std::fs::write(&bin, &bytes).unwrap();
     assert_ne!(cache.key(&provider, &program, &q).unwrap(), key);
 }
+
+/// Learn data is processed per segment on demand; it must equal processing every row and
+/// slicing, with fitted, cross-sectional and row-dropping processors chained.
+#[test]
+fn learn_segments_equal_the_whole_learn_frame_sliced() {
+    let provider = Provider::open(fixture()).unwrap();
+    let mut task = alpha158_task();
+    task["kwargs"]["handler"]["kwargs"]["learn_processors"] = json!([
+        {"class": "DropnaLabel"},
+        {"class": "ProcessInf"},
+        {"class": "ZScoreNorm", "kwargs": {"fields_group": "feature"}},
+        {"class": "Fillna", "kwargs": {"fields_group": "feature"}},
+        {"class": "CSZScoreNorm", "kwargs": {"fields_group": "label"}}
+    ]);
+    let ds = DatasetH::from_value(&provider, &task, None, &|| {}).unwrap();
+    let whole = ds.handler.learn(None, None);
+    for seg in ["train", "valid", "test"] {
+        let (s, e) = ds.segments[seg];
+        let part = ds.handler.learn(s, e);
+        let rows: Vec<usize> = (0..whole.len())
+            .filter(|&r| {
+                s.is_none_or(|s| whole.datetime[r] >= s) && e.is_none_or(|e| whole.datetime[r] <= e)
+            })
+            .collect();
+        assert!(!rows.is_empty());
+        assert_eq!(part.len(), rows.len(), "{seg}");
+        for (c, col) in part.data.iter().enumerate() {
+            let expected: Vec<u32> = rows.iter().map(|&r| whole.data[c][r].to_bits()).collect();
+            let got: Vec<u32> = col.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got, expected, "{seg} column {}", part.columns[c]);
+        }
+        let prepared = ds.prepare(seg, DataKey::Learn).unwrap();
+        assert_eq!(prepared.len(), rows.len());
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use qtask_data::dataset::{DataKey, DatasetH, Prepared};
+use qtask_data::dataset::{Columns, DataKey, DatasetH, Prepared};
 use qtask_record::Run;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -109,49 +109,34 @@ impl ModelSpec {
     /// Fits on the dataset's `train` segment (learn data), with `valid` for early stopping
     /// (LightGBM) or appended when `include_valid` (linear), as Qlib's models do.
     pub fn fit(&self, ds: &DatasetH) -> Result<(Fitted, FitReport)> {
-        let train = learn_segment(ds, "train")?.ok_or_else(|| {
-            ModelError::Invalid(format!(
-                "{}: the dataset has no `train` segment",
-                self.class()
-            ))
-        })?;
-        let valid = learn_segment(ds, "valid")?;
         match self {
             ModelSpec::Lgb(cfg) => {
-                let y_train = single_label(&train, "train")?;
-                let valid_y = valid
-                    .as_ref()
-                    .map(|v| single_label(v, "valid"))
-                    .transpose()?;
+                // Column by column: LightGBM reads that layout, and no row-major copy is made.
+                let train = lgb_segment(ds, "train")?.ok_or_else(|| {
+                    ModelError::Invalid("LGBModel: the dataset has no `train` segment".into())
+                })?;
+                let valid = lgb_segment(ds, "valid")?;
                 let nf = train.feature_names.len();
-                let valid_m = match (&valid, &valid_y) {
-                    (Some(v), Some(y)) => Some(Matrix {
-                        x: &v.features,
-                        n_features: nf,
-                        y,
-                    }),
-                    _ => None,
-                };
                 let (model, log) = lgb::train(
                     cfg,
-                    Matrix {
-                        x: &train.features,
-                        n_features: nf,
-                        y: &y_train,
-                    },
-                    valid_m,
+                    column_matrix(&train, nf),
+                    valid.as_ref().map(|v| column_matrix(v, nf)),
                 )?;
                 Ok((
                     Fitted::Lgb(model),
                     FitReport {
                         fit_time: log.elapsed,
-                        train_rows: train.len(),
+                        train_rows: train.rows,
                         feature_names: train.feature_names.clone(),
                         log: Some(log),
                     },
                 ))
             }
             ModelSpec::Linear(cfg) => {
+                let train = learn_segment(ds, "train")?.ok_or_else(|| {
+                    ModelError::Invalid("LinearModel: the dataset has no `train` segment".into())
+                })?;
+                let valid = learn_segment(ds, "valid")?;
                 let mut x = train.features.clone();
                 let mut y = single_label(&train, "train")?;
                 if cfg.include_valid
@@ -185,11 +170,7 @@ fn learn_segment(ds: &DatasetH, name: &str) -> Result<Option<Prepared>> {
     }
     let p = ds.prepare(name, DataKey::Learn)?;
     if p.is_empty() {
-        return Err(ModelError::Data(format!(
-            "Empty data from dataset, please check your dataset config: segment `{name}` {} has no \
-             rows with a label",
-            segment_text(ds, name)
-        )));
+        return Err(empty_segment(ds, name));
     }
     Ok(Some(p))
 }
@@ -206,24 +187,64 @@ pub fn segment_text(ds: &DatasetH, name: &str) -> String {
     }
 }
 
+/// The learn data of a segment for LightGBM, checked like [`learn_segment`] and
+/// [`single_label`].
+fn lgb_segment(ds: &DatasetH, name: &str) -> Result<Option<Columns>> {
+    if !ds.segments.contains_key(name) {
+        return Ok(None);
+    }
+    let c = ds.prepare_columns(name, DataKey::Learn)?;
+    if c.rows == 0 {
+        return Err(empty_segment(ds, name));
+    }
+    check_label(
+        &c.label_names,
+        &c.labels[..c.labels.len().min(1)].concat(),
+        name,
+    )?;
+    Ok(Some(c))
+}
+
+fn column_matrix(c: &Columns, nf: usize) -> Matrix<'_> {
+    Matrix {
+        x: &c.features,
+        n_features: nf,
+        row_major: false,
+        y: &c.labels[0],
+    }
+}
+
+fn empty_segment(ds: &DatasetH, name: &str) -> ModelError {
+    ModelError::Data(format!(
+        "Empty data from dataset, please check your dataset config: segment `{name}` {} has no \
+         rows with a label",
+        segment_text(ds, name)
+    ))
+}
+
 /// The one label column of a segment; every value NaN is an error (nothing to learn).
 fn single_label(p: &Prepared, segment: &str) -> Result<Vec<f32>> {
-    if p.label_names.len() != 1 {
+    let y = p.label();
+    check_label(&p.label_names, &y, segment)?;
+    Ok(y)
+}
+
+fn check_label(names: &[String], y: &[f32], segment: &str) -> Result<()> {
+    if names.len() != 1 {
         return Err(ModelError::Invalid(format!(
             "the models support exactly one label column, the handler gives {} ({})",
-            p.label_names.len(),
-            p.label_names.join(", ")
+            names.len(),
+            names.join(", ")
         )));
     }
-    let y = p.label();
     if y.iter().all(|v| v.is_nan()) {
         return Err(ModelError::Data(format!(
             "the label `{}` is NaN on all {} rows of segment `{segment}`",
-            p.label_names[0],
+            names[0],
             y.len()
         )));
     }
-    Ok(y)
+    Ok(())
 }
 
 impl Fitted {

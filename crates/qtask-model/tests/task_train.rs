@@ -138,8 +138,17 @@ fn lightgbm_task_learns_the_planted_signal_and_saves_everything() {
     ] {
         assert!(metrics.contains_key(k), "missing {k}");
     }
-    // Qlib's per-iteration curves.
-    assert!(!run.metric_history("l2.valid").unwrap().is_empty());
+    // Qlib's per-iteration curves; early stopping keeps the iteration with the best valid
+    // loss (the first of equal ones), as LightGBM's Python package does.
+    let valid = run.metric_history("l2.valid").unwrap();
+    assert!(!valid.is_empty());
+    let best = valid
+        .iter()
+        .enumerate()
+        .fold((0, f64::INFINITY), |b, (i, m)| {
+            if m.value < b.1 { (i, m.value) } else { b }
+        })
+        .0;
 
     let pred =
         PredTable::from_parquet_bytes(&run.load_artifact_bytes(PRED_ARTIFACT).unwrap()).unwrap();
@@ -175,7 +184,13 @@ fn lightgbm_task_learns_the_planted_signal_and_saves_everything() {
     assert!(!run.load_artifact_bytes(LGB_ARTIFACT).unwrap().is_empty());
     let (model, meta) = Fitted::load(&run).unwrap();
     assert_eq!(meta.feature_names.len(), 158);
-    assert!(meta.best_iteration.unwrap() >= 1);
+    assert_eq!(meta.best_iteration.unwrap(), best + 1);
+    // Training stopped `early_stopping_rounds` (50) after the best iteration, or ran out.
+    assert!(
+        valid.len() == best + 51 || valid.len() == 1000,
+        "{} iterations",
+        valid.len()
+    );
     let imp: Value = run.load_json("feature_importance.json").unwrap();
     assert_eq!(imp.as_array().unwrap().len(), 158);
     drop(model);

@@ -36,11 +36,13 @@ pub struct Dataset {
 unsafe impl Send for Dataset {}
 
 impl Dataset {
-    /// Builds a dataset; `reference` shares the bin boundaries of the training set (validation
-    /// data must be binned like the data the trees were grown on).
-    pub fn from_rows(
+    /// Builds a dataset from a row-major (or column-major) matrix; `reference` shares the bin
+    /// boundaries of the training set (validation data must be binned like the data the trees
+    /// were grown on).
+    pub fn from_mat(
         x: &[f32],
         n_features: usize,
+        row_major: bool,
         label: &[f32],
         params: &str,
         reference: Option<&Dataset>,
@@ -61,7 +63,7 @@ impl Dataset {
                 DTYPE_FLOAT32,
                 rows as i32,
                 n_features as i32,
-                1,
+                i32::from(row_major),
                 params.as_ptr(),
                 reference.map_or(ptr::null_mut(), |r| r.handle),
                 &mut handle,

@@ -135,10 +135,12 @@ impl LgbConfig {
 /// One segment's rows for LightGBM.
 #[derive(Debug, Clone, Copy)]
 pub struct Matrix<'a> {
-    /// Row-major features.
+    /// Features, row-major or column-major.
     pub x: &'a [f32],
     /// Features per row.
     pub n_features: usize,
+    /// Whether `x` is row-major.
+    pub row_major: bool,
     /// One label per row.
     pub y: &'a [f32],
 }
@@ -177,11 +179,19 @@ pub fn train(
 ) -> Result<(LgbModel, TrainLog)> {
     let start = Instant::now();
     let params = cfg.param_string();
-    let train_ds = Dataset::from_rows(train.x, train.n_features, train.y, &params, None)?;
+    let train_ds = Dataset::from_mat(
+        train.x,
+        train.n_features,
+        train.row_major,
+        train.y,
+        &params,
+        None,
+    )?;
     let valid_ds = match valid {
-        Some(v) => Some(Dataset::from_rows(
+        Some(v) => Some(Dataset::from_mat(
             v.x,
             v.n_features,
+            v.row_major,
             v.y,
             &params,
             Some(&train_ds),
