@@ -116,18 +116,14 @@ impl ModelSpec {
                     ModelError::Invalid("LGBModel: the dataset has no `train` segment".into())
                 })?;
                 let valid = lgb_segment(ds, "valid")?;
-                let nf = train.feature_names.len();
-                let (model, log) = lgb::train(
-                    cfg,
-                    column_matrix(&train, nf),
-                    valid.as_ref().map(|v| column_matrix(v, nf)),
-                )?;
+                let (rows, names) = (train.rows, train.feature_names.clone());
+                let (model, log) = lgb::train(cfg, column_matrix(train), valid.map(column_matrix))?;
                 Ok((
                     Fitted::Lgb(model),
                     FitReport {
                         fit_time: log.elapsed,
-                        train_rows: train.rows,
-                        feature_names: train.feature_names.clone(),
+                        train_rows: rows,
+                        feature_names: names,
                         log: Some(log),
                     },
                 ))
@@ -205,12 +201,12 @@ fn lgb_segment(ds: &DatasetH, name: &str) -> Result<Option<Columns>> {
     Ok(Some(c))
 }
 
-fn column_matrix(c: &Columns, nf: usize) -> Matrix<'_> {
+fn column_matrix(mut c: Columns) -> Matrix {
     Matrix {
-        x: &c.features,
-        n_features: nf,
+        n_features: c.feature_names.len(),
+        x: std::mem::take(&mut c.features),
         row_major: false,
-        y: &c.labels[0],
+        y: c.labels.swap_remove(0),
     }
 }
 

@@ -78,6 +78,31 @@ impl<'a> Claim<'a> {
         )
     }
 
+    /// Stores the result (status `None`: `done`) and claims the next task in one step (see
+    /// [`TaskPool::commit_and_fetch`]); the new claim's lease is `opts.lease`.
+    pub fn commit_and_fetch(
+        mut self,
+        res: &Value,
+        status: Option<Status>,
+        opts: &FetchOptions,
+    ) -> Result<Option<Claim<'a>>> {
+        self.settled = true;
+        let pool = self.pool;
+        let next = pool.commit_and_fetch(
+            &self.claimed.task.id,
+            &self.claimed.token,
+            res,
+            status,
+            opts,
+        )?;
+        Ok(next.map(|claimed| Claim {
+            pool,
+            claimed,
+            lease: opts.lease,
+            settled: false,
+        }))
+    }
+
     /// Gives the task back (status `None`: the status it was claimed from).
     pub fn return_task(mut self, status: Option<Status>) -> Result<()> {
         self.settled = true;

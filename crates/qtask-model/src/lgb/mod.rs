@@ -132,17 +132,18 @@ impl LgbConfig {
     }
 }
 
-/// One segment's rows for LightGBM.
-#[derive(Debug, Clone, Copy)]
-pub struct Matrix<'a> {
+/// One segment's rows for LightGBM, owned so they can be freed once LightGBM has binned them
+/// (before boosting, when LightGBM's own memory peaks).
+#[derive(Debug, Clone)]
+pub struct Matrix {
     /// Features, row-major or column-major.
-    pub x: &'a [f32],
+    pub x: Vec<f32>,
     /// Features per row.
     pub n_features: usize,
     /// Whether `x` is row-major.
     pub row_major: bool,
     /// One label per row.
-    pub y: &'a [f32],
+    pub y: Vec<f32>,
 }
 
 /// What training did.
@@ -180,19 +181,20 @@ pub fn train(
     let start = Instant::now();
     let params = cfg.param_string();
     let train_ds = Dataset::from_mat(
-        train.x,
+        &train.x,
         train.n_features,
         train.row_major,
-        train.y,
+        &train.y,
         &params,
         None,
     )?;
+    drop(train);
     let valid_ds = match valid {
         Some(v) => Some(Dataset::from_mat(
-            v.x,
+            &v.x,
             v.n_features,
             v.row_major,
-            v.y,
+            &v.y,
             &params,
             Some(&train_ds),
         )?),

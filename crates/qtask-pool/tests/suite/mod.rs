@@ -732,6 +732,21 @@ pub fn commit_and_fetch_commits_then_claims_in_order(url: &str) {
         p.task_stat(&Query::all()).unwrap().get(&Status::Done),
         Some(&4)
     );
+
+    // Through the claim guard: the next claim is guarded in turn.
+    let more = create(&*p, &[json!({"i": 10}), json!({"i": 11})]);
+    let c = Claim::fetch(&*p, &opts).unwrap().unwrap();
+    assert_eq!(c.id(), more[0]);
+    let c = c
+        .commit_and_fetch(&json!("a"), None, &opts)
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.id(), more[1]);
+    drop(c);
+    assert_eq!(p.re_query(&more[0]).unwrap().status, Status::Done);
+    let returned = p.re_query(&more[1]).unwrap();
+    assert_eq!(returned.status, Status::Waiting);
+    assert_eq!(returned.attempts, 0);
 }
 
 /// Expands to one test per check above.
