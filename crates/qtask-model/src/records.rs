@@ -202,14 +202,17 @@ fn load_table(run: &Run, artifact: &str) -> Result<PredTable> {
 /// Daily IC and Rank IC of a prediction against a label, joined on (datetime, instrument):
 /// one entry per datetime of the prediction, in time order.
 pub fn daily_ic(pred: &PredTable, label: &PredTable, label_col: usize) -> Result<DailyIc> {
-    let by_day = join_by_day(pred, label, label_col)?;
+    Ok(ic_of_days(&join_by_day(pred, label, label_col)?))
+}
+
+fn ic_of_days(days: &DayPairs) -> DailyIc {
     let mut out = DailyIc::default();
-    for (day, (p, l)) in by_day {
-        out.datetimes_ns.push(day);
-        out.ic.push(pearson(&p, &l));
-        out.rank_ic.push(spearman(&p, &l));
+    for (day, (p, l)) in days {
+        out.datetimes_ns.push(*day);
+        out.ic.push(pearson(p, l));
+        out.rank_ic.push(spearman(p, l));
     }
-    Ok(out)
+    out
 }
 
 /// Daily IC and Rank IC series.
@@ -275,7 +278,8 @@ fn sig_ana_record(
         Some(l) => l,
         None => load_table(run, LABEL_ARTIFACT)?,
     };
-    let daily = daily_ic(&pred, &label, label_col)?;
+    let days = join_by_day(&pred, &label, label_col)?;
+    let daily = ic_of_days(&days);
     let summary = IcSummary::of(&daily.ic, &daily.rank_ic);
     let mut metrics = summary.metrics();
     let series = |name: &str, values: &[f64]| DateSeries {
@@ -289,7 +293,6 @@ fn sig_ana_record(
         &series("Rank IC", &daily.rank_ic).to_parquet_bytes()?,
     )?;
     if ana_long_short {
-        let days = join_by_day(&pred, &label, label_col)?;
         let (ls, avg): (Vec<f64>, Vec<f64>) = days
             .iter()
             .map(|(_, (p, l))| long_short(DayRows { pred: p, label: l }, 0.2))

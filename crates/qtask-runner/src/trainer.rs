@@ -57,6 +57,16 @@ impl TrainerKind {
     pub fn uses_pool(self) -> bool {
         matches!(self, Self::Rm | Self::DelayRm)
     }
+
+    /// Qlib's class name (`TrainerR`, `TrainerRM`, `DelayTrainerR`, `DelayTrainerRM`).
+    pub fn qlib_name(self) -> &'static str {
+        match self {
+            Self::R => "TrainerR",
+            Self::Rm => "TrainerRM",
+            Self::DelayR => "DelayTrainerR",
+            Self::DelayRm => "DelayTrainerRM",
+        }
+    }
 }
 
 /// What a `train`/`end_train` call produced, in input order.

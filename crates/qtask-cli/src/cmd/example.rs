@@ -43,61 +43,36 @@ pub struct ExampleArgs {
     pub json: bool,
 }
 
-/// Qlib's examples/model_rolling config (workflow_config_lightgbm_Alpha158.yaml's task), with
-/// the data folder and market filled in. `num_threads: 20` is left out: on a small machine
-/// LightGBM's default (one thread per core) is much faster than 20 threads.
-fn config_text(provider: &Path, market: &str) -> String {
-    format!(
-        r#"# Written by `qtask example rolling`: Qlib's rolling example (CSI100 LightGBM on Alpha158).
-qlib_init:
-    provider_uri: "{provider}"
-    region: cn
-market: &market {market}
-data_handler_config: &data_handler_config
-    start_time: 2008-01-01
-    end_time: 2020-08-01
-    fit_start_time: <dataset.kwargs.segments.train.0>
-    fit_end_time: <dataset.kwargs.segments.train.1>
-    instruments: *market
-task:
-    model:
-        class: LGBModel
-        module_path: qlib.contrib.model.gbdt
-        kwargs:
-            loss: mse
-            colsample_bytree: 0.8879
-            learning_rate: 0.2
-            subsample: 0.8789
-            lambda_l1: 205.6999
-            lambda_l2: 580.9768
-            max_depth: 8
-            num_leaves: 210
-    dataset:
-        class: DatasetH
-        module_path: qlib.data.dataset
-        kwargs:
-            handler:
-                class: Alpha158
-                module_path: qlib.contrib.data.handler
-                kwargs: *data_handler_config
-            segments:
-                train: [2008-01-01, 2014-12-31]
-                valid: [2015-01-01, 2016-12-31]
-                test: [2017-01-01, 2020-08-01]
-    record:
-        - class: SignalRecord
-          module_path: qlib.workflow.record_temp
-          kwargs:
-            model: <MODEL>
-            dataset: <DATASET>
-        - class: SigAnaRecord
-          module_path: qlib.workflow.record_temp
-          kwargs:
-            ana_long_short: False
-            ann_scaler: 252
-"#,
-        provider = provider.display()
-    )
+/// Qlib's rolling example config, as the repository ships it (`examples/`).
+const EXAMPLE_CONFIG: &str = include_str!("../../../../examples/csi100_lgb_rolling.yaml");
+
+/// The example config with the data folder and market filled in. `num_threads: 20` is left
+/// out: on a small machine LightGBM's default (one thread per core) is much faster.
+fn config_text(provider: &Path, market: &str) -> anyhow::Result<String> {
+    let mut text = String::from(
+        "# Written by `qtask example rolling` from examples/csi100_lgb_rolling.yaml.\n",
+    );
+    for line in EXAMPLE_CONFIG.lines() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let line = if trimmed.starts_with("provider_uri:") {
+            format!("{indent}provider_uri: \"{}\"", provider.display())
+        } else if trimmed.starts_with("market: &market") {
+            format!("{indent}market: &market {market}")
+        } else if trimmed.starts_with("num_threads:") {
+            continue;
+        } else {
+            line.to_string()
+        };
+        text.push_str(&line);
+        text.push('\n');
+    }
+    // The example file is ours; fail loudly if it ever stops having what is replaced here.
+    anyhow::ensure!(
+        text.contains(&format!("market: &market {market}")) && !text.contains("~/.qlib"),
+        "examples/csi100_lgb_rolling.yaml no longer has `provider_uri` and `market` lines to fill"
+    );
+    Ok(text)
 }
 
 /// Makes the market (if missing) and the config; returns the config path.
@@ -123,7 +98,7 @@ pub fn prepare(dir: &Path, instruments: usize, market: &str, seed: u64) -> anyho
         );
     }
     let config = dir.join(format!("{market}_lgb_rolling.yaml"));
-    write_atomic(&config, config_text(&data, market).as_bytes())?;
+    write_atomic(&config, config_text(&data, market)?.as_bytes())?;
     Ok(config)
 }
 

@@ -130,7 +130,7 @@ pub fn run_study(mut args: RollingArgs) -> anyhow::Result<RollingOutput> {
     let mut summary = json!({
         "experiment": experiment,
         "config": args.generate.template,
-        "trainer": trainer_name(args.trainer),
+        "trainer": args.trainer.qlib_name(),
         "tasks": tasks.len(),
         "test_segments": windows.iter().map(|w| w.task.pointer("/dataset/kwargs/segments/test")).collect::<Vec<_>>(),
         "windows": windows.iter().map(window_json).collect::<Vec<_>>(),
@@ -160,7 +160,7 @@ pub fn run_study(mut args: RollingArgs) -> anyhow::Result<RollingOutput> {
             format!(
                 "{} tasks, trainer {}",
                 tasks.len(),
-                trainer_name(args.trainer)
+                args.trainer.qlib_name()
             ),
             format!(
                 "seconds: generate {t_gen:.2}, train {t_train:.2} (model fit {fit_secs:.2}), collect {t_collect:.2}"
@@ -228,14 +228,4 @@ pub fn run(args: RollingArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Qlib's class name of a trainer.
-fn trainer_name(k: TrainerKind) -> &'static str {
-    match k {
-        TrainerKind::R => "TrainerR",
-        TrainerKind::Rm => "TrainerRM",
-        TrainerKind::DelayR => "DelayTrainerR",
-        TrainerKind::DelayRm => "DelayTrainerRM",
-    }
 }

@@ -8,7 +8,7 @@ use qtask_collect::{CollectMap, Collected, Key, RollingGroup};
 use qtask_model::records::{DailyIc, LABEL_ARTIFACT, PRED_ARTIFACT, daily_ic};
 use qtask_model::signal::IcSummary;
 use qtask_model::workflow::IMPORTANCE_ARTIFACT;
-use qtask_record::{RecordError, RecordStore, RunInfo};
+use qtask_record::{RecordError, RecordStore, Run, RunInfo, format_millis, now_millis};
 use qtask_report::{MetricRow, ReportData, TaskRow, WindowMetrics};
 use qtask_runner::train::{TASK_ARTIFACT, TM_ID};
 use qtask_table::{PredTable, ns_to_datetime};
@@ -98,8 +98,11 @@ pub fn load_windows(
     let all = exp.runs(None)?; // newest first
     let mut by_task: BTreeMap<String, u32> = BTreeMap::new();
     let mut tm_of: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut opened: BTreeMap<String, Run> = BTreeMap::new();
     for r in &all {
-        let tags = exp.run(&r.run_id)?.tags()?;
+        let run = exp.run(&r.run_id)?;
+        let tags = run.tags()?;
+        opened.insert(r.run_id.clone(), run);
         let tm = tags.get(TM_ID).cloned();
         *by_task
             .entry(tm.clone().unwrap_or_else(|| r.run_id.clone()))
@@ -132,7 +135,9 @@ pub fn load_windows(
     };
     let mut out = Vec::with_capacity(chosen.len());
     for info in chosen {
-        let run = exp.run(&info.run_id)?;
+        let run = opened
+            .remove(&info.run_id)
+            .with_context(|| format!("run {} was listed twice", info.run_id))?;
         let task_id = tm_of.get(&info.run_id).cloned().flatten();
         let attempts = by_task
             .get(task_id.as_deref().unwrap_or(&info.run_id))
@@ -359,7 +364,7 @@ pub fn report_data(
         .collect();
     ReportData {
         title: title.to_string(),
-        generated_at: chrono_now(),
+        generated_at: format!("{} UTC", format_millis(now_millis())),
         experiment: experiment.to_string(),
         tasks,
         windows: window_metrics,
@@ -368,14 +373,4 @@ pub fn report_data(
         importance,
         notes,
     }
-}
-
-fn chrono_now() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    ns_to_datetime(now * 1_000_000_000)
-        .format("%Y-%m-%d %H:%M:%S UTC")
-        .to_string()
 }
