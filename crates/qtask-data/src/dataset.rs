@@ -61,20 +61,43 @@ impl Prepared {
     }
 }
 
-/// One segment column by column: what LightGBM reads without a row-major copy, made without
-/// holding two copies of the segment at once.
+/// One segment column by column: what LightGBM reads without a row-major copy, taken over from
+/// the processed frame without copying.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Columns {
     /// Number of rows.
     pub rows: usize,
-    /// Column-major features: feature `c` is `features[c * rows..(c + 1) * rows]`.
-    pub features: Vec<f32>,
+    /// One vector per feature column, `rows` long.
+    pub features: Vec<Vec<f32>>,
     /// Feature column names.
     pub feature_names: Vec<String>,
     /// One vector per label column.
     pub labels: Vec<Vec<f32>>,
     /// Label column names.
     pub label_names: Vec<String>,
+}
+
+impl Columns {
+    /// Takes a frame's columns over: the first `n_features` are features, the rest labels.
+    pub fn from_frame(frame: Frame, n_features: usize) -> Columns {
+        let rows = frame.len();
+        let mut features = frame.data;
+        let labels = features.split_off(n_features.min(features.len()));
+        Columns {
+            rows,
+            features,
+            feature_names: frame.columns[..n_features].to_vec(),
+            labels,
+            label_names: frame.columns[n_features..].to_vec(),
+        }
+    }
+}
+
+impl Prepared {
+    /// A frame's rows, row-major: the first `n_features` columns are features, the rest labels.
+    pub fn from_frame(frame: &Frame, n_features: usize) -> Prepared {
+        slice(frame, n_features, None, None)
+    }
 }
 
 /// A handler with named segments (`train`, `valid`, `test`, ...).
@@ -133,7 +156,7 @@ impl DatasetH {
         let (s, e) = self.segment(segment)?;
         let nf = self.handler.n_features;
         Ok(match key {
-            DataKey::Raw => slice(&self.handler.raw, nf, s, e),
+            DataKey::Raw => slice(self.handler.raw()?.as_ref(), nf, s, e),
             DataKey::Infer => slice(self.handler.infer(), nf, s, e),
             DataKey::Learn => slice(&self.handler.learn(s, e), nf, None, None),
         })
@@ -141,30 +164,40 @@ impl DatasetH {
 }
 
 impl DatasetH {
+    /// The label columns of one segment (Qlib's `prepare(segment, col_set="label",
+    /// data_key=...)`): `features` is empty, and raw labels need no features read.
+    pub fn prepare_labels(&self, segment: &str, key: DataKey) -> Result<Prepared> {
+        let (s, e) = self.segment(segment)?;
+        let nf = self.handler.n_features;
+        let labels = match key {
+            DataKey::Raw => self.handler.raw_labels().rows_between(s, e),
+            DataKey::Infer => self.handler.infer().columns_from(nf).rows_between(s, e),
+            // Learn processors may drop rows by their features: process the segment whole.
+            DataKey::Learn => self.handler.learn(s, e).columns_from(nf),
+        };
+        Ok(slice(&labels, 0, None, None))
+    }
+
+    /// Moves the rows of each `(segment, key)` request out of the dataset, as [`DatasetH::prepare`]
+    /// would give them (as frames): the way to take what a model and its records read without
+    /// holding the handler's data and the segments at once.
+    pub fn into_frames(self, requests: &[(&str, DataKey)]) -> Result<Vec<Frame>> {
+        let ranges = requests
+            .iter()
+            .map(|&(seg, key)| self.segment(seg).map(|(s, e)| (key, s, e)))
+            .collect::<Result<Vec<_>>>()?;
+        self.handler.into_frames(&ranges)
+    }
+
     /// The rows of one segment, column by column (see [`Columns`]).
     pub fn prepare_columns(&self, segment: &str, key: DataKey) -> Result<Columns> {
         let (s, e) = self.segment(segment)?;
-        let nf = self.handler.n_features;
         let frame = match key {
-            DataKey::Raw => self.handler.raw.rows_between(s, e),
+            DataKey::Raw => self.handler.raw()?.rows_between(s, e),
             DataKey::Infer => self.handler.infer().rows_between(s, e),
             DataKey::Learn => self.handler.learn(s, e),
         };
-        let rows = frame.len();
-        let mut data = frame.data;
-        let labels = data.split_off(nf.min(data.len()));
-        let mut features = Vec::with_capacity(rows * nf);
-        // Each column is freed as soon as it is copied, so the segment exists about once.
-        for c in data.drain(..) {
-            features.extend_from_slice(&c);
-        }
-        Ok(Columns {
-            rows,
-            features,
-            feature_names: frame.columns[..nf].to_vec(),
-            labels,
-            label_names: frame.columns[nf..].to_vec(),
-        })
+        Ok(Columns::from_frame(frame, self.handler.n_features))
     }
 
     fn segment(&self, segment: &str) -> Result<(Option<NaiveDate>, Option<NaiveDate>)> {

@@ -19,11 +19,24 @@ pub struct Query {
     pub end: Option<NaiveDate>,
 }
 
-/// One instrument's rows: calendar indexes and one column per output.
-struct Block {
+/// One instrument's input, read before anything is evaluated: the rows it will have
+/// (calendar indexes) are known then, so every instrument's outputs can be written straight
+/// into their place in the frame's columns.
+struct Plan {
+    /// Calendar indexes of the output rows.
     rows: Vec<usize>,
-    cols: Vec<Vec<f32>>,
+    /// Which fields have no file.
     missing: Vec<bool>,
+    /// What to evaluate (`None`: no data at all).
+    input: Option<Input>,
+}
+
+/// The field series of one instrument over calendar indexes `ds..de`.
+struct Input {
+    ds: usize,
+    len: usize,
+    fields: Vec<Option<Vec<f64>>>,
+    pit: Option<Vec<Option<Vec<f64>>>>,
 }
 
 /// Resolves a query's date range to calendar indexes `[start, end)`.
@@ -54,46 +67,62 @@ pub fn compute(
     let (s, e) = resolve_range(provider, q)?;
     let cal = provider.calendar();
     let listed = provider.list_instruments(&q.instruments, cal[s], cal[e - 1])?;
-    let blocks: Vec<Block> = listed
+    let plans: Vec<Plan> = listed
         .par_iter()
-        .map(|l| {
-            let b = compute_one(provider, program, l, s, e);
-            tick();
-            b
-        })
+        .map(|l| plan_one(provider, program, l, s, e))
         .collect::<Result<_>>()?;
     for (fi, f) in program.fields().iter().enumerate() {
-        if !blocks.is_empty() && blocks.iter().all(|b| b.missing[fi]) {
+        if !plans.is_empty() && plans.iter().all(|p| p.missing[fi]) {
             return Err(DataError::Invalid(format!(
                 "unknown field ${f}: no selected instrument has features/<symbol>/{f}.day.bin"
             )));
         }
     }
+    let total: usize = plans.iter().map(|p| p.rows.len()).sum();
     let mut frame = Frame {
         symbols: listed.iter().map(|l| l.symbol.clone()).collect(),
         columns: program.names().to_vec(),
-        data: vec![Vec::new(); program.names().len()],
-        ..Frame::default()
+        data: (0..program.names().len())
+            .map(|_| vec![0f32; total])
+            .collect(),
+        inst: Vec::with_capacity(total),
+        datetime: Vec::with_capacity(total),
     };
-    for (i, b) in blocks.into_iter().enumerate() {
+    for (i, p) in plans.iter().enumerate() {
         frame
             .inst
-            .extend(std::iter::repeat_n(i as u32, b.rows.len()));
-        frame.datetime.extend(b.rows.iter().map(|&r| cal[r]));
-        for (dst, src) in frame.data.iter_mut().zip(b.cols) {
-            dst.extend(src);
+            .extend(std::iter::repeat_n(i as u32, p.rows.len()));
+        frame.datetime.extend(p.rows.iter().map(|&r| cal[r]));
+    }
+    // Each instrument gets its own row range of every column, so instruments are evaluated in
+    // parallel straight into the frame: no per-instrument copy of the outputs is gathered.
+    let mut parts: Vec<Vec<&mut [f32]>> = plans.iter().map(|_| Vec::new()).collect();
+    for col in frame.data.iter_mut() {
+        let mut rest: &mut [f32] = col;
+        for (part, p) in parts.iter_mut().zip(&plans) {
+            let (mine, tail) = rest.split_at_mut(p.rows.len());
+            part.push(mine);
+            rest = tail;
         }
     }
+    plans
+        .into_par_iter()
+        .zip(parts)
+        .for_each(|(plan, mut out)| {
+            eval_into(program, plan, &mut out);
+            tick();
+        });
     Ok(frame)
 }
 
-fn compute_one(
+/// Reads one instrument's series and decides its rows.
+fn plan_one(
     provider: &Provider,
     program: &Program,
     listed: &Listed,
     s: usize,
     e: usize,
-) -> Result<Block> {
+) -> Result<Plan> {
     let (left, right) = program.extended_window();
     let qs = s.saturating_sub(left);
     let qe = (e + right).min(provider.calendar().len());
@@ -114,10 +143,10 @@ fn compute_one(
     };
     // A P(...) with files spans the whole query, as Qlib's P series does.
     let pit_span = pit.as_ref().is_some_and(|p| p.any()).then_some((qs, qe));
-    let empty = Block {
+    let empty = Plan {
         rows: Vec::new(),
-        cols: vec![Vec::new(); program.names().len()],
         missing: missing.clone(),
+        input: None,
     };
     // Qlib's series only cover the days present in the files; rows are their union.
     let spans = series
@@ -133,7 +162,6 @@ fn compute_one(
     if ds >= de {
         return Ok(empty);
     }
-    let len = de - ds;
     let fields: Vec<Option<Vec<f64>>> = series
         .iter()
         .map(|b| {
@@ -151,10 +179,7 @@ fn compute_one(
         })
         .collect();
     let cal = provider.calendar();
-    let cols = match &pit {
-        Some(p) => program.eval_with_pit(&fields, &p.compute(program, &cal[ds..de]), len),
-        None => program.eval(&fields, len),
-    };
+    let pit = pit.map(|p| p.compute(program, &cal[ds..de]));
     let rows: Vec<usize> = (ds.max(s)..de.min(e))
         .filter(|&t| {
             listed.spans.is_empty()
@@ -164,15 +189,30 @@ fn compute_one(
                     .any(|&(a, b)| cal[t] >= a && cal[t] <= b)
         })
         .collect();
-    let cols = cols
-        .into_iter()
-        .map(|c| rows.iter().map(|&t| c[t - ds]).collect())
-        .collect();
-    Ok(Block {
+    Ok(Plan {
         rows,
-        cols,
         missing,
+        input: Some(Input {
+            ds,
+            len: de - ds,
+            fields,
+            pit,
+        }),
     })
+}
+
+/// Evaluates one instrument into its row range of every output column.
+fn eval_into(program: &Program, plan: Plan, out: &mut [&mut [f32]]) {
+    let Some(input) = plan.input else { return };
+    let cols = match &input.pit {
+        Some(p) => program.eval_with_pit(&input.fields, p, input.len),
+        None => program.eval(&input.fields, input.len),
+    };
+    for (dst, c) in out.iter_mut().zip(cols) {
+        for (d, &t) in dst.iter_mut().zip(&plan.rows) {
+            *d = c[t - input.ds];
+        }
+    }
 }
 
 /// Number of threads instruments are computed on (rayon's pool; `RAYON_NUM_THREADS`).

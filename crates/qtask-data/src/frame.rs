@@ -66,18 +66,58 @@ impl Frame {
         self.take_rows(&rows);
     }
 
+    /// The rows `lo..hi` dated within `[start, end]` of a frame sorted by datetime.
+    fn row_bounds(&self, start: Option<NaiveDate>, end: Option<NaiveDate>) -> (usize, usize) {
+        let lo = start.map_or(0, |s| self.datetime.partition_point(|d| *d < s));
+        let hi = end.map_or(self.len(), |e| self.datetime.partition_point(|d| *d <= e));
+        (lo, hi.max(lo))
+    }
+
     /// A copy of the rows dated within `[start, end]` (`None`: open) of a frame sorted by
     /// datetime (those rows are contiguous).
     pub fn rows_between(&self, start: Option<NaiveDate>, end: Option<NaiveDate>) -> Frame {
-        let lo = start.map_or(0, |s| self.datetime.partition_point(|d| *d < s));
-        let hi = end.map_or(self.len(), |e| self.datetime.partition_point(|d| *d <= e));
-        let hi = hi.max(lo);
+        let (lo, hi) = self.row_bounds(start, end);
         Frame {
             symbols: self.symbols.clone(),
             inst: self.inst[lo..hi].to_vec(),
             datetime: self.datetime[lo..hi].to_vec(),
             columns: self.columns.clone(),
             data: self.data.iter().map(|c| c[lo..hi].to_vec()).collect(),
+        }
+    }
+
+    /// The rows dated within each `[start, end]` (`None`: open) of a frame sorted by datetime,
+    /// one frame per range, made column by column: each column of `self` is freed as soon as
+    /// it is split, so the rows exist about once.
+    pub fn split_rows(self, ranges: &[(Option<NaiveDate>, Option<NaiveDate>)]) -> Vec<Frame> {
+        let bounds: Vec<(usize, usize)> =
+            ranges.iter().map(|&(s, e)| self.row_bounds(s, e)).collect();
+        let mut parts: Vec<Frame> = bounds
+            .iter()
+            .map(|&(lo, hi)| Frame {
+                symbols: self.symbols.clone(),
+                inst: self.inst[lo..hi].to_vec(),
+                datetime: self.datetime[lo..hi].to_vec(),
+                columns: self.columns.clone(),
+                data: Vec::with_capacity(self.data.len()),
+            })
+            .collect();
+        for col in self.data {
+            for (part, &(lo, hi)) in parts.iter_mut().zip(&bounds) {
+                part.data.push(col[lo..hi].to_vec());
+            }
+        }
+        parts
+    }
+
+    /// A copy of every row with the columns from `first` on (e.g. the labels after the features).
+    pub fn columns_from(&self, first: usize) -> Frame {
+        Frame {
+            symbols: self.symbols.clone(),
+            inst: self.inst.clone(),
+            datetime: self.datetime.clone(),
+            columns: self.columns[first..].to_vec(),
+            data: self.data[first..].to_vec(),
         }
     }
 

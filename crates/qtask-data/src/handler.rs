@@ -2,12 +2,15 @@
 //! from their task-config JSON, and the raw -> infer -> learn processing (Qlib's
 //! `DataHandlerLP.process_data`).
 
+use std::borrow::Cow;
+
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::alpha::{DEFAULT_LABEL, DEFAULT_LABEL_NAME, alpha158, alpha360};
 use crate::cache::FeatureCache;
+use crate::dataset::DataKey;
 use crate::error::{DataError, Result};
 use crate::expr::Program;
 use crate::features::{Query, compute};
@@ -223,11 +226,42 @@ pub struct Handler {
     pub config: HandlerConfig,
     /// Number of feature columns (the rest are labels).
     pub n_features: usize,
-    /// Data as computed from the expressions.
-    pub raw: Frame,
+    /// Data as computed from the expressions; only its label columns when infer processors
+    /// took the features over (see [`Handler::raw`]).
+    raw: Frame,
     /// After infer processors; empty when there are none (then [`Handler::infer`] is `raw`,
     /// which saves a copy of the largest table of a study).
     infer: Frame,
+    /// Where the raw features are read again when `raw` kept only the labels.
+    source: Option<RawSource>,
+}
+
+/// What the raw frame was computed from, to compute (or read from the cache) again.
+#[derive(Debug, Clone)]
+struct RawSource {
+    provider: Provider,
+    cache: Option<FeatureCache>,
+}
+
+/// The fields of `config` as computed (through `cache` when given), sorted by datetime.
+fn load_raw(
+    provider: &Provider,
+    config: &HandlerConfig,
+    cache: Option<&FeatureCache>,
+    tick: &(dyn Fn() + Sync),
+) -> Result<Frame> {
+    let program = Program::compile(&config.all_fields())?;
+    let q = Query {
+        instruments: config.instruments.clone(),
+        start: config.start_time,
+        end: config.end_time,
+    };
+    let mut raw = match cache {
+        Some(c) => c.get_or_compute(provider, &program, &q, tick)?,
+        None => compute(provider, &program, &q, tick)?,
+    };
+    raw.sort_by_datetime();
+    Ok(raw)
 }
 
 impl Handler {
@@ -239,26 +273,41 @@ impl Handler {
         cache: Option<&FeatureCache>,
         tick: &(dyn Fn() + Sync),
     ) -> Result<Handler> {
-        let fields = config.all_fields();
-        let program = Program::compile(&fields)?;
-        let q = Query {
-            instruments: config.instruments.clone(),
-            start: config.start_time,
-            end: config.end_time,
-        };
-        let mut raw = match cache {
-            Some(c) => c.get_or_compute(provider, &program, &q, tick)?,
-            None => compute(provider, &program, &q, tick)?,
-        };
-        raw.sort_by_datetime();
+        let raw = load_raw(provider, config, cache, tick)?;
         let mut h = Handler {
             config: config.clone(),
             n_features: config.features.len(),
             infer: Frame::default(),
             raw,
+            source: None,
         };
-        h.process();
+        h.process(RawSource {
+            provider: provider.clone(),
+            cache: cache.cloned(),
+        });
         Ok(h)
+    }
+
+    /// The data as computed from the expressions (Qlib's `DK_R`). When infer processors
+    /// replaced the features in place, they are read again (from the feature cache when the
+    /// handler was loaded through one): a handler keeps one copy of its features, not two.
+    pub fn raw(&self) -> Result<Cow<'_, Frame>> {
+        match &self.source {
+            None => Ok(Cow::Borrowed(&self.raw)),
+            Some(src) => {
+                load_raw(&src.provider, &self.config, src.cache.as_ref(), &|| {}).map(Cow::Owned)
+            }
+        }
+    }
+
+    /// The label columns of the raw data, with every raw row (no features are read).
+    pub fn raw_labels(&self) -> Frame {
+        let first = if self.source.is_some() {
+            0
+        } else {
+            self.n_features
+        };
+        self.raw.columns_from(first)
     }
 
     /// The data after infer processors (what models predict on).
@@ -278,10 +327,20 @@ impl Handler {
         }
     }
 
-    fn process(&mut self) {
+    fn process(&mut self, source: RawSource) {
         let nf = self.n_features;
         if !self.config.infer_processors.is_empty() {
-            let mut infer = self.raw.clone();
+            let mut infer = match self.config.process_type {
+                // Learn data starts from the raw features: both copies are needed.
+                ProcessType::Independent => self.raw.clone(),
+                // Nothing reads the raw features again but a `DK_R` request, which reads
+                // them anew; the raw labels stay (records store them).
+                ProcessType::Append => {
+                    let labels = self.raw.columns_from(nf);
+                    self.source = Some(source);
+                    std::mem::replace(&mut self.raw, labels)
+                }
+            };
             for p in &mut self.config.infer_processors {
                 p.fit(&infer, nf);
                 p.apply(&mut infer, nf);
@@ -316,6 +375,63 @@ impl Handler {
             p.apply(&mut f, self.n_features);
         }
         f
+    }
+
+    /// Moves the rows of each `(key, start, end)` request out of the handler, as
+    /// [`Handler::learn`] and friends would copy them. The handler's frames are split column
+    /// by column, each freed once every request has its part: the largest table of a study
+    /// never exists twice.
+    pub fn into_frames(
+        mut self,
+        requests: &[(DataKey, Option<NaiveDate>, Option<NaiveDate>)],
+    ) -> Result<Vec<Frame>> {
+        let mut out: Vec<Option<Frame>> = vec![None; requests.len()];
+        // Raw features that infer processors took over are read again, as `raw()` does.
+        if self.source.is_some() {
+            for (i, &(key, s, e)) in requests.iter().enumerate() {
+                if key == DataKey::Raw {
+                    out[i] = Some(self.raw()?.rows_between(s, e));
+                }
+            }
+        }
+        let infer_is_raw = self.config.infer_processors.is_empty();
+        let learn_from_infer = self.config.process_type == ProcessType::Append;
+        // Which frame each remaining request reads: the raw one or the infer one.
+        let reads_raw = |key: DataKey| match key {
+            DataKey::Raw => true,
+            DataKey::Infer => infer_is_raw,
+            DataKey::Learn => infer_is_raw || !learn_from_infer,
+        };
+        let infer = std::mem::take(&mut self.infer);
+        let raw = std::mem::take(&mut self.raw);
+        for (frame, from_raw) in [(raw, true), (infer, false)] {
+            let picks: Vec<usize> = (0..requests.len())
+                .filter(|&i| out[i].is_none() && reads_raw(requests[i].0) == from_raw)
+                .collect();
+            if picks.is_empty() {
+                continue;
+            }
+            let ranges: Vec<_> = picks
+                .iter()
+                .map(|&i| (requests[i].1, requests[i].2))
+                .collect();
+            for (i, part) in picks.into_iter().zip(frame.split_rows(&ranges)) {
+                out[i] = Some(part);
+            }
+        }
+        Ok(requests
+            .iter()
+            .zip(out)
+            .map(|(&(key, ..), f)| {
+                let mut f = f.unwrap_or_default();
+                if key == DataKey::Learn {
+                    for p in &self.config.learn_processors {
+                        p.apply(&mut f, self.n_features);
+                    }
+                }
+                f
+            })
+            .collect())
     }
 
     /// The fitted processors (infer then learn), serialisable as a run artifact.

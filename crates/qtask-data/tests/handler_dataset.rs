@@ -181,7 +181,8 @@ fn alpha158_dataset_segments_and_default_processors() {
     let mean: f32 = first_day.iter().sum::<f32>() / first_day.len() as f32;
     assert!(mean.abs() < 1e-5 && first_day.len() > 1, "{first_day:?}");
     // Alpha158 has no infer processors: infer equals raw.
-    let (i, r) = (ds.handler.infer(), &ds.handler.raw);
+    let raw_frame = ds.handler.raw().unwrap();
+    let (i, r) = (ds.handler.infer(), raw_frame.as_ref());
     assert!(i.datetime == r.datetime && i.inst == r.inst);
     let bits = |f: &Frame| -> Vec<Vec<u32>> {
         f.data
@@ -309,5 +310,52 @@ fn learn_segments_equal_the_whole_learn_frame_sliced() {
         }
         let prepared = ds.prepare(seg, DataKey::Learn).unwrap();
         assert_eq!(prepared.len(), rows.len());
+    }
+}
+
+/// Infer processors take the raw features over in place (one copy of the features, not two):
+/// raw data, read again on request, and raw labels must still be the data as computed.
+#[test]
+fn raw_data_survives_infer_processors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let provider = Provider::open(fixture()).unwrap();
+    let cache = FeatureCache::new(tmp.path().join("cache"));
+    let plain = DatasetH::from_value(&provider, &alpha158_task(), None, &|| {}).unwrap();
+    let mut task = alpha158_task();
+    task["kwargs"]["handler"]["kwargs"]["infer_processors"] = json!([
+        {"class": "DropnaFeature"},
+        {"class": "RobustZScoreNorm", "kwargs": {"fields_group": "feature", "clip_outlier": true}},
+        {"class": "Fillna", "kwargs": {"fields_group": "feature"}}
+    ]);
+    for cache in [None, Some(&cache)] {
+        let ds = DatasetH::from_value(&provider, &task, cache, &|| {}).unwrap();
+        for seg in ["train", "test"] {
+            let want = plain.prepare(seg, DataKey::Raw).unwrap();
+            let got = ds.prepare(seg, DataKey::Raw).unwrap();
+            assert_eq!(got.len(), want.len(), "{seg}");
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert!(
+                bits(&got.features) == bits(&want.features),
+                "{seg}: raw features"
+            );
+            assert!(bits(&got.labels) == bits(&want.labels), "{seg}: raw labels");
+            // Labels alone, from each version of the data, equal the labels of the full rows.
+            for key in [DataKey::Raw, DataKey::Infer, DataKey::Learn] {
+                let full = ds.prepare(seg, key).unwrap();
+                let labels = ds.prepare_labels(seg, key).unwrap();
+                assert!(labels.features.is_empty() && labels.feature_names.is_empty());
+                assert_eq!(labels.label_names, full.label_names);
+                assert_eq!(labels.datetime, full.datetime, "{seg} {key:?}");
+                assert_eq!(labels.instruments, full.instruments, "{seg} {key:?}");
+                assert!(bits(&labels.labels) == bits(&full.labels), "{seg} {key:?}");
+            }
+            // The infer processors changed the features and dropped rows with a missing one.
+            let infer = ds.prepare(seg, DataKey::Infer).unwrap();
+            assert!(
+                infer.len() < got.len(),
+                "{seg}: DropnaFeature dropped nothing"
+            );
+            assert!(bits(&infer.features) != bits(&got.features[..infer.features.len()]));
+        }
     }
 }

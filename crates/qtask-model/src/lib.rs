@@ -6,6 +6,7 @@
 pub mod error;
 pub mod lgb;
 pub mod linear;
+pub mod memory;
 pub mod model;
 pub mod records;
 pub mod signal;

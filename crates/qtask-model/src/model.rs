@@ -1,9 +1,12 @@
-//! The task's `model` block: Qlib class names to qtask models, fitting on a `DatasetH`,
-//! predicting a segment, and saving to / loading from run artifacts.
+//! The task's `model` block: Qlib class names to qtask models, fitting on a dataset's segments,
+//! predicting rows, and saving to / loading from run artifacts.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use qtask_data::dataset::{Columns, DataKey, DatasetH, Prepared};
+use chrono::NaiveDate;
+use qtask_data::dataset::{Columns, Prepared};
+use qtask_data::frame::Frame;
 use qtask_record::Run;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -106,16 +109,58 @@ impl ModelSpec {
         }
     }
 
-    /// Fits on the dataset's `train` segment (learn data), with `valid` for early stopping
-    /// (LightGBM) or appended when `include_valid` (linear), as Qlib's models do.
-    pub fn fit(&self, ds: &DatasetH) -> Result<(Fitted, FitReport)> {
-        match self {
-            ModelSpec::Lgb(cfg) => {
+    /// The model's input from the learn frames of the `train` and `valid` segments (`None`:
+    /// the dataset has no such segment), e.g. from
+    /// [`DatasetH::into_frames`](qtask_data::dataset::DatasetH::into_frames). An empty segment
+    /// is an error worded as Qlib's; `segments` names the dates in messages.
+    pub fn learn_data(
+        &self,
+        train: Option<Frame>,
+        valid: Option<Frame>,
+        n_features: usize,
+        segments: &Segments,
+    ) -> Result<LearnData> {
+        let check = |name: &str, f: Option<Frame>| match f {
+            Some(f) if f.is_empty() => Err(empty_segment(segments, name)),
+            other => Ok(other),
+        };
+        let train = check("train", train)?.ok_or_else(|| {
+            ModelError::Invalid(format!(
+                "{}: the dataset has no `train` segment",
+                self.class()
+            ))
+        })?;
+        let valid = check("valid", valid)?;
+        Ok(match self {
+            ModelSpec::Lgb(_) => {
                 // Column by column: LightGBM reads that layout, and no row-major copy is made.
-                let train = lgb_segment(ds, "train")?.ok_or_else(|| {
-                    ModelError::Invalid("LGBModel: the dataset has no `train` segment".into())
-                })?;
-                let valid = lgb_segment(ds, "valid")?;
+                let columns = |name: &str, f: Frame| {
+                    let c = Columns::from_frame(f, n_features);
+                    check_label(
+                        &c.label_names,
+                        c.labels.first().map_or(&[][..], |l| l),
+                        name,
+                    )?;
+                    Ok::<_, ModelError>(c)
+                };
+                LearnData::Columns {
+                    train: columns("train", train)?,
+                    valid: valid.map(|v| columns("valid", v)).transpose()?,
+                }
+            }
+            ModelSpec::Linear(_) => LearnData::Rows {
+                train: Prepared::from_frame(&train, n_features),
+                valid: valid.map(|v| Prepared::from_frame(&v, n_features)),
+            },
+        })
+    }
+
+    /// Fits on the `train` segment, with `valid` for early stopping (LightGBM) or appended when
+    /// `include_valid` (linear), as Qlib's models do; `data` comes from
+    /// [`ModelSpec::learn_data`] of the same spec.
+    pub fn fit(&self, data: LearnData) -> Result<(Fitted, FitReport)> {
+        match (self, data) {
+            (ModelSpec::Lgb(cfg), LearnData::Columns { train, valid }) => {
                 let (rows, names) = (train.rows, train.feature_names.clone());
                 let (model, log) = lgb::train(cfg, column_matrix(train), valid.map(column_matrix))?;
                 Ok((
@@ -128,13 +173,10 @@ impl ModelSpec {
                     },
                 ))
             }
-            ModelSpec::Linear(cfg) => {
-                let train = learn_segment(ds, "train")?.ok_or_else(|| {
-                    ModelError::Invalid("LinearModel: the dataset has no `train` segment".into())
-                })?;
-                let valid = learn_segment(ds, "valid")?;
-                let mut x = train.features.clone();
+            (ModelSpec::Linear(cfg), LearnData::Rows { train, valid }) => {
                 let mut y = single_label(&train, "train")?;
+                let names = train.feature_names;
+                let mut x = train.features;
                 if cfg.include_valid
                     && let Some(v) = &valid
                 {
@@ -142,7 +184,7 @@ impl ModelSpec {
                     y.extend(single_label(v, "valid")?);
                 }
                 let start = std::time::Instant::now();
-                let fit = linear::fit(cfg, &x, train.feature_names.len(), &y, &train.feature_names)
+                let fit = linear::fit(cfg, &x, names.len(), &y, &names)
                     .map_err(|e| ModelError::Data(format!("LinearModel: {e}")))?;
                 Ok((
                     Fitted::Linear(fit),
@@ -150,30 +192,43 @@ impl ModelSpec {
                         fit_time: start.elapsed(),
                         train_rows: y.len(),
                         log: None,
-                        feature_names: train.feature_names.clone(),
+                        feature_names: names,
                     },
                 ))
             }
+            (spec, _) => Err(ModelError::Invalid(format!(
+                "{}: learn data prepared for another model",
+                spec.class()
+            ))),
         }
     }
 }
 
-/// The learn data of a segment; `None` when the dataset has no such segment. An empty segment
-/// is an error, worded as Qlib's.
-fn learn_segment(ds: &DatasetH, name: &str) -> Result<Option<Prepared>> {
-    if !ds.segments.contains_key(name) {
-        return Ok(None);
-    }
-    let p = ds.prepare(name, DataKey::Learn)?;
-    if p.is_empty() {
-        return Err(empty_segment(ds, name));
-    }
-    Ok(Some(p))
+/// The learn segments a model trains on, in the layout it reads.
+pub enum LearnData {
+    /// Column by column (LightGBM).
+    Columns {
+        /// The `train` segment.
+        train: Columns,
+        /// The `valid` segment, when the dataset has one.
+        valid: Option<Columns>,
+    },
+    /// Row by row (linear models).
+    Rows {
+        /// The `train` segment.
+        train: Prepared,
+        /// The `valid` segment, when the dataset has one.
+        valid: Option<Prepared>,
+    },
 }
 
+/// Segment names to inclusive date ranges, as a dataset's
+/// [`segments`](qtask_data::dataset::DatasetH::segments).
+pub type Segments = BTreeMap<String, (Option<NaiveDate>, Option<NaiveDate>)>;
+
 /// `[start, end]` of a segment for messages.
-pub fn segment_text(ds: &DatasetH, name: &str) -> String {
-    match ds.segments.get(name) {
+pub fn segment_text(segments: &Segments, name: &str) -> String {
+    match segments.get(name) {
         Some((s, e)) => format!(
             "[{}, {}]",
             s.map_or("open".into(), |d| d.to_string()),
@@ -183,38 +238,18 @@ pub fn segment_text(ds: &DatasetH, name: &str) -> String {
     }
 }
 
-/// The learn data of a segment for LightGBM, checked like [`learn_segment`] and
-/// [`single_label`].
-fn lgb_segment(ds: &DatasetH, name: &str) -> Result<Option<Columns>> {
-    if !ds.segments.contains_key(name) {
-        return Ok(None);
-    }
-    let c = ds.prepare_columns(name, DataKey::Learn)?;
-    if c.rows == 0 {
-        return Err(empty_segment(ds, name));
-    }
-    check_label(
-        &c.label_names,
-        &c.labels[..c.labels.len().min(1)].concat(),
-        name,
-    )?;
-    Ok(Some(c))
-}
-
 fn column_matrix(mut c: Columns) -> Matrix {
     Matrix {
-        n_features: c.feature_names.len(),
-        x: std::mem::take(&mut c.features),
-        row_major: false,
+        columns: std::mem::take(&mut c.features),
         y: c.labels.swap_remove(0),
     }
 }
 
-fn empty_segment(ds: &DatasetH, name: &str) -> ModelError {
+fn empty_segment(segments: &Segments, name: &str) -> ModelError {
     ModelError::Data(format!(
         "Empty data from dataset, please check your dataset config: segment `{name}` {} has no \
          rows with a label",
-        segment_text(ds, name)
+        segment_text(segments, name)
     ))
 }
 
@@ -244,18 +279,9 @@ fn check_label(names: &[String], y: &[f32], segment: &str) -> Result<()> {
 }
 
 impl Fitted {
-    /// Predictions for the rows of `segment` (infer data, as Qlib's `predict`): the rows and
-    /// one score per row.
-    pub fn predict(&self, ds: &DatasetH, segment: &str) -> Result<(Prepared, Vec<f64>)> {
-        let p = ds.prepare(segment, DataKey::Infer)?;
-        if p.is_empty() {
-            return Err(ModelError::Data(format!(
-                "segment `{segment}` {} has no data to predict",
-                segment_text(ds, segment)
-            )));
-        }
-        let scores = self.predict_rows(&p.features, p.feature_names.len())?;
-        Ok((p, scores))
+    /// Predictions for prepared rows (one score per row).
+    pub fn predict(&self, rows: &Prepared) -> Result<Vec<f64>> {
+        self.predict_rows(&rows.features, rows.feature_names.len())
     }
 
     /// Predictions for row-major features.

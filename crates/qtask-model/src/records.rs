@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
-use qtask_data::dataset::{DataKey, DatasetH};
+use qtask_data::dataset::Prepared;
+use qtask_data::frame::Frame;
 use qtask_record::Run;
 use qtask_table::{DateSeries, PredTable, TableBuilder};
 use serde_json::{Map, Value};
 
 use crate::error::{ModelError, Result};
-use crate::model::Fitted;
+use crate::model::{Fitted, Segments, segment_text};
 use crate::signal::{DayRows, IcSummary, long_short, nanmean, nanstd, pearson, spearman};
 
 /// Record classes `task_train` knows.
@@ -23,6 +24,8 @@ pub const LABEL_ARTIFACT: &str = "label.parquet";
 pub const IC_ARTIFACT: &str = "sig_analysis/ic.parquet";
 /// Daily Rank IC.
 pub const RIC_ARTIFACT: &str = "sig_analysis/ric.parquet";
+/// The segment the records predict and analyse.
+pub const TEST_SEGMENT: &str = "test";
 
 /// One entry of the `record` list.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,12 +142,17 @@ impl RecordSpec {
     pub fn generate(
         &self,
         model: &Fitted,
-        ds: &DatasetH,
+        test: Option<&TestSegment>,
         run: &Run,
         state: &mut RecordState,
     ) -> Result<()> {
         match self {
-            RecordSpec::Signal => signal_record(model, ds, run, state),
+            RecordSpec::Signal => {
+                let test = test.ok_or_else(|| {
+                    ModelError::Invalid("SignalRecord: the test segment was not prepared".into())
+                })?;
+                signal_record(model, test, run, state)
+            }
             RecordSpec::SigAna {
                 ana_long_short,
                 ann_scaler,
@@ -154,8 +162,45 @@ impl RecordSpec {
     }
 }
 
-fn signal_record(model: &Fitted, ds: &DatasetH, run: &Run, state: &mut RecordState) -> Result<()> {
-    let (rows, scores) = model.predict(ds, "test")?;
+/// The test segment as the records read it: infer data to predict on and the raw labels,
+/// taken out of the dataset before training so the dataset need not outlive it.
+pub struct TestSegment {
+    /// Infer data (Qlib's `predict` reads `DK_I`).
+    pub infer: Prepared,
+    /// Labels as computed (raw data, as Qlib's `generate_label` takes them).
+    pub raw_labels: Prepared,
+}
+
+impl TestSegment {
+    /// The test segment from its infer frame and raw labels; a segment with no rows is an
+    /// error (`segments` names its dates).
+    pub fn new(
+        infer: &Frame,
+        raw_labels: Prepared,
+        n_features: usize,
+        segments: &Segments,
+    ) -> Result<TestSegment> {
+        if infer.is_empty() {
+            return Err(ModelError::Data(format!(
+                "segment `{TEST_SEGMENT}` {} has no data to predict",
+                segment_text(segments, TEST_SEGMENT)
+            )));
+        }
+        Ok(TestSegment {
+            infer: Prepared::from_frame(infer, n_features),
+            raw_labels,
+        })
+    }
+}
+
+fn signal_record(
+    model: &Fitted,
+    test: &TestSegment,
+    run: &Run,
+    state: &mut RecordState,
+) -> Result<()> {
+    let rows = &test.infer;
+    let scores = model.predict(rows)?;
     let mut b = TableBuilder::new(["score"]);
     b.reserve(rows.len());
     for ((d, inst), s) in rows.datetime.iter().zip(&rows.instruments).zip(&scores) {
@@ -164,8 +209,7 @@ fn signal_record(model: &Fitted, ds: &DatasetH, run: &Run, state: &mut RecordSta
     let pred = b.finish();
     run.save_artifact_bytes(PRED_ARTIFACT, &pred.to_parquet_bytes()?)?;
 
-    // Labels as computed (raw data), as Qlib's `generate_label` takes them.
-    let raw = ds.prepare("test", DataKey::Raw)?;
+    let raw = &test.raw_labels;
     let names: Vec<String> = if raw.label_names.len() == 1 {
         vec!["label".to_string()]
     } else {

@@ -1,6 +1,7 @@
 //! `task_train`: the built-in quant executor. Builds the dataset and model a task describes,
 //! fits, saves the model and the fitted processor state, and runs the task's records.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -8,7 +9,8 @@ use qtask_core::placeholder::fill_placeholder;
 use qtask_core::template::resolve_provider_uri;
 use qtask_data::Provider;
 use qtask_data::cache::FeatureCache;
-use qtask_data::dataset::DatasetH;
+use qtask_data::dataset::{DataKey, DatasetH};
+use qtask_data::frame::Frame;
 use qtask_record::Run;
 use qtask_runner::error::TaskError;
 use qtask_runner::func::TaskContext;
@@ -16,8 +18,8 @@ use qtask_runner::train::Executor;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ModelError, Result};
-use crate::model::{Fitted, ModelSpec};
-use crate::records::{RecordSpec, RecordState};
+use crate::model::{Fitted, LearnData, ModelSpec};
+use crate::records::{RecordSpec, RecordState, TEST_SEGMENT, TestSegment};
 
 /// The artifact holding the dataset's fitted processors (their learned state, not the data).
 pub const DATASET_STATE_ARTIFACT: &str = "dataset_state.json";
@@ -49,6 +51,8 @@ fn cancelled(ctx: &TaskContext) -> Result<()> {
 impl TaskTrain {
     /// Trains one task into `run`; returns the record metrics and timings.
     pub fn train(&self, task: &Value, run: &Run, ctx: &TaskContext) -> Result<Value> {
+        // What an earlier task of this process freed is not this task's to keep.
+        crate::memory::release_freed();
         // Resolve `<dataset.kwargs.segments.train.0>`-style placeholders before anything is
         // built, so the handler's processors are fitted on this window's own train segment
         // (Qlib fills them only after building the dataset: microsoft/qlib#1620). `<MODEL>`
@@ -82,16 +86,20 @@ impl TaskTrain {
         let t0 = Instant::now();
         let provider = Provider::open(&uri)?;
         let ds = DatasetH::from_value(&provider, dataset_v, self.cache.as_ref(), &|| {})?;
+        let processor_state = ds.handler.processor_state();
+        let with_test = records.iter().any(|r| matches!(r, RecordSpec::Signal));
+        let (learn, test) = take_inputs(&spec, ds, with_test)?;
+        crate::memory::release_freed();
         let data_secs = t0.elapsed().as_secs_f64();
         cancelled(ctx)?;
 
-        let (fitted, report) = spec.fit(&ds)?;
+        let (fitted, report) = spec.fit(learn)?;
         cancelled(ctx)?;
         if let Some(log) = &report.log {
             log_curves(run, log)?;
         }
         fitted.save(run, &report.feature_names)?;
-        run.save_json(DATASET_STATE_ARTIFACT, &ds.handler.processor_state())?;
+        run.save_json(DATASET_STATE_ARTIFACT, &processor_state)?;
         if let Some(imp) = fitted.importance(&report.feature_names)? {
             run.save_json(IMPORTANCE_ARTIFACT, &imp)?;
         }
@@ -103,7 +111,7 @@ impl TaskTrain {
         let (model, _) = Fitted::load(run)?;
         let mut state = RecordState::default();
         for r in &records {
-            r.generate(&model, &ds, run, &mut state)?;
+            r.generate(&model, test.as_ref(), run, &mut state)?;
             cancelled(ctx)?;
         }
         let rec_secs = t1.elapsed().as_secs_f64();
@@ -129,6 +137,49 @@ impl TaskTrain {
             "seconds": {"dataset": data_secs, "fit": fit_secs, "records": rec_secs},
         }))
     }
+}
+
+/// Moves what the model and the records read out of the dataset, which is gone afterwards:
+/// the dataset's frames are freed column by column as the segments are taken, and training,
+/// when LightGBM's own memory peaks, starts without them.
+fn take_inputs(
+    spec: &ModelSpec,
+    ds: DatasetH,
+    with_test: bool,
+) -> Result<(LearnData, Option<TestSegment>)> {
+    let segments = ds.segments.clone();
+    let nf = ds.handler.n_features;
+    // Raw labels are small and need no features: take them before the frames go.
+    let raw_labels = with_test
+        .then(|| ds.prepare_labels(TEST_SEGMENT, DataKey::Raw))
+        .transpose()?;
+    let mut requests: Vec<(&str, DataKey)> = ["train", "valid"]
+        .into_iter()
+        .filter(|s| segments.contains_key(*s))
+        .map(|s| (s, DataKey::Learn))
+        .collect();
+    if with_test {
+        requests.push((TEST_SEGMENT, DataKey::Infer));
+    }
+    let mut frames: HashMap<&str, Frame> = requests
+        .iter()
+        .map(|r| r.0)
+        .zip(ds.into_frames(&requests)?)
+        .collect();
+    let test = match raw_labels {
+        Some(labels) => {
+            let infer = frames.remove(TEST_SEGMENT).unwrap_or_default();
+            Some(TestSegment::new(&infer, labels, nf, &segments)?)
+        }
+        None => None,
+    };
+    let learn = spec.learn_data(
+        frames.remove("train"),
+        frames.remove("valid"),
+        nf,
+        &segments,
+    )?;
+    Ok((learn, test))
 }
 
 /// Logs LightGBM's evaluation per iteration as Qlib does (`l2.train`, `l2.valid`, step = epoch).

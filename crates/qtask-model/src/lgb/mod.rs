@@ -132,16 +132,12 @@ impl LgbConfig {
     }
 }
 
-/// One segment's rows for LightGBM, owned so they can be freed once LightGBM has binned them
-/// (before boosting, when LightGBM's own memory peaks).
+/// One segment's rows for LightGBM, column by column, owned so they can be freed once
+/// LightGBM has binned them (before boosting, when LightGBM's own memory peaks).
 #[derive(Debug, Clone)]
 pub struct Matrix {
-    /// Features, row-major or column-major.
-    pub x: Vec<f32>,
-    /// Features per row.
-    pub n_features: usize,
-    /// Whether `x` is row-major.
-    pub row_major: bool,
+    /// One vector per feature, each one value per row.
+    pub columns: Vec<Vec<f32>>,
     /// One label per row.
     pub y: Vec<f32>,
 }
@@ -180,26 +176,18 @@ pub fn train(
 ) -> Result<(LgbModel, TrainLog)> {
     let start = Instant::now();
     let params = cfg.param_string();
-    let train_ds = Dataset::from_mat(
-        &train.x,
-        train.n_features,
-        train.row_major,
-        &train.y,
-        &params,
-        None,
-    )?;
-    drop(train);
+    let train_ds = Dataset::from_columns(train.columns, &train.y, &params, None)?;
     let valid_ds = match valid {
-        Some(v) => Some(Dataset::from_mat(
-            &v.x,
-            v.n_features,
-            v.row_major,
+        Some(v) => Some(Dataset::from_columns(
+            v.columns,
             &v.y,
             &params,
             Some(&train_ds),
         )?),
         None => None,
     };
+    // The bin sample and the columns are gone; boosting allocates LightGBM's histograms next.
+    crate::memory::release_freed();
     let mut booster = Booster::new(&train_ds, &params)?;
     if let Some(v) = &valid_ds {
         booster.add_valid(v)?;
