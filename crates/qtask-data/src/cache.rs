@@ -114,6 +114,11 @@ impl FeatureCache {
     }
 
     /// Returns the cached frame for this computation, computing and storing it on a miss.
+    ///
+    /// Entries run to the calendar's last day whatever the query's end: the windows of a
+    /// rolling study differ in their handler's end day, and they share one entry. That is exact:
+    /// a row depends on days up to its own plus the program's look-ahead, which a query ending
+    /// on that row reads as well, and on nothing after.
     pub fn get_or_compute(
         &self,
         provider: &Provider,
@@ -121,26 +126,62 @@ impl FeatureCache {
         q: &Query,
         tick: &(dyn Fn() + Sync),
     ) -> Result<Frame> {
-        let path = self
-            .dir
-            .join(format!("{}.qtf", self.key(provider, program, q)?));
-        if let Ok(file) = std::fs::File::open(&path)
-            && let Some(frame) = decode_from(&mut std::io::BufReader::new(file))
+        let wide = Query {
+            end: None,
+            ..q.clone()
+        };
+        let path = self.entry(provider, program, &wide)?;
+        let frame = match std::fs::File::open(&path)
+            .ok()
+            .and_then(|file| decode_from(&mut std::io::BufReader::new(file)))
         {
-            return Ok(frame);
-        }
-        let frame = compute(provider, program, q, tick)?;
-        write_streamed(&path, &frame)?;
-        Ok(frame)
+            Some(frame) => frame,
+            None => {
+                let frame = compute(provider, program, &wide, tick)?;
+                write_streamed(&path, &frame)?;
+                frame
+            }
+        };
+        let (_, e) = resolve_range(provider, q)?;
+        Ok(until(frame, provider.calendar()[e - 1]))
     }
 
     /// Whether a computation is already cached.
     pub fn contains(&self, provider: &Provider, program: &Program, q: &Query) -> Result<bool> {
+        let wide = Query {
+            end: None,
+            ..q.clone()
+        };
+        Ok(self.entry(provider, program, &wide)?.exists())
+    }
+
+    fn entry(&self, provider: &Provider, program: &Program, q: &Query) -> Result<PathBuf> {
         Ok(self
             .dir
-            .join(format!("{}.qtf", self.key(provider, program, q)?))
-            .exists())
+            .join(format!("{}.qtf", self.key(provider, program, q)?)))
     }
+}
+
+/// The rows of `frame` dated `last` or earlier, keeping only the instruments that have some:
+/// what computing the query up to `last` gives.
+fn until(mut frame: Frame, last: NaiveDate) -> Frame {
+    if frame.datetime.iter().any(|d| *d > last) {
+        let dates = frame.datetime.clone();
+        frame.filter_rows(|r| dates[r] <= last);
+    }
+    // Renumber the instruments that still have rows (an instrument listed only later has none).
+    let mut new_index = vec![u32::MAX; frame.symbols.len()];
+    let mut symbols = Vec::new();
+    for i in frame.inst.iter_mut() {
+        let slot = &mut new_index[*i as usize];
+        if *slot == u32::MAX {
+            *slot = symbols.len() as u32;
+            symbols.push(std::mem::take(&mut frame.symbols[*i as usize]));
+        }
+        *i = *slot;
+    }
+    frame.symbols = symbols;
+    frame
 }
 
 /// Writes the frame to a temporary file renamed over `path`, so readers never see half a file.

@@ -264,12 +264,12 @@ fn feature_cache_reuses_and_invalidates() {
     computed.set(ticks.load(std::sync::atomic::Ordering::Relaxed) > 0);
     assert!(!computed.get(), "a cache hit computes nothing");
     assert_eq!(first, again);
-    // Another date range is another entry; rewriting a data file invalidates the key.
-    let q2 = Query {
-        end: Some(d("2019-01-31")),
+    // Another start is another entry; rewriting a data file invalidates the key.
+    let later = Query {
+        start: Some(d("2018-03-01")),
         ..q.clone()
     };
-    assert!(!cache.contains(&provider, &program, &q2).unwrap());
+    assert!(!cache.contains(&provider, &program, &later).unwrap());
     let key = cache.key(&provider, &program, &q).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
     let bin = data.join("features/sh600000/close.day.bin");
@@ -358,4 +358,66 @@ fn raw_data_survives_infer_processors() {
             assert!(bits(&infer.features) != bits(&got.features[..infer.features.len()]));
         }
     }
+}
+
+/// Queries that differ only in their end (a rolling study's handlers) share one entry, and
+/// what it gives equals computing the shorter query, with look-back, recursive and look-ahead
+/// expressions alike.
+#[test]
+fn feature_cache_serves_earlier_ends_from_one_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let synth = qtask_data::synth::SynthConfig {
+        instruments: 4,
+        start: d("2018-01-01"),
+        end: d("2019-06-30"),
+        seed: 7,
+    };
+    qtask_data::synth::synth(&data, &synth, &|| {}).unwrap();
+    let provider = Provider::open(&data).unwrap();
+    let cache = FeatureCache::new(tmp.path().join("cache"));
+    let program = Program::compile(&[
+        ("mean".into(), "Mean($close, 5)".into()),
+        ("ema".into(), "EMA($close, 10)".into()),
+        (
+            "label".into(),
+            "Ref($close, -2) / Ref($close, -1) - 1".into(),
+        ),
+    ])
+    .unwrap();
+    let q = |end: Option<&str>| Query {
+        instruments: Instruments::Market("all".into()),
+        start: Some(d("2018-02-01")),
+        end: end.map(d),
+    };
+    let whole = cache
+        .get_or_compute(&provider, &program, &q(None), &|| {})
+        .unwrap();
+    let rows = |f: &Frame| -> Vec<(String, NaiveDate, Vec<u32>)> {
+        (0..f.len())
+            .map(|r| {
+                let bits = f.data.iter().map(|c| c[r].to_bits()).collect();
+                (f.symbol(r).to_string(), f.datetime[r], bits)
+            })
+            .collect()
+    };
+    for end in ["2019-01-31", "2019-06-27"] {
+        assert!(cache.contains(&provider, &program, &q(Some(end))).unwrap());
+        let ticks = std::sync::atomic::AtomicUsize::new(0);
+        let got = cache
+            .get_or_compute(&provider, &program, &q(Some(end)), &|| {
+                ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            })
+            .unwrap();
+        assert_eq!(ticks.into_inner(), 0, "{end}: served from the entry");
+        let direct = qtask_data::compute(&provider, &program, &q(Some(end)), &|| {}).unwrap();
+        assert!(got.len() < whole.len() && !got.is_empty(), "{end}");
+        assert!(got.datetime.iter().all(|t| *t <= d(end)));
+        assert!(
+            rows(&got) == rows(&direct),
+            "{end}: differs from computing the query"
+        );
+    }
+    let entries = std::fs::read_dir(tmp.path().join("cache")).unwrap().count();
+    assert_eq!(entries, 1);
 }
