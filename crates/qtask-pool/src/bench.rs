@@ -1,5 +1,6 @@
 //! The baseline for `qtask bench pool`: the store's raw rate for a one-row update and commit,
-//! measured on a side table with the same connection settings the pool uses.
+//! measured on a side table with the same connection settings the pool uses (SQLite: also
+//! the pool's checkpoint policy, [`crate::sqlite::Checkpoints`]).
 
 use std::path::Path;
 
@@ -15,6 +16,8 @@ enum Conn {
 pub struct RawWriter {
     conn: Conn,
     slot: i64,
+    /// SQLite: the pool's checkpoint policy; after `conn`, which it must outlive.
+    checkpoints: Option<crate::sqlite::Checkpoints>,
 }
 
 fn sqlite(path: &Path) -> Result<rusqlite::Connection> {
@@ -59,8 +62,13 @@ impl RawWriter {
 
     /// Connects as writer `slot`.
     pub fn open(url: &str, slot: usize) -> Result<Self> {
+        let mut checkpoints = None;
         let conn = match StoreUrl::parse(url)? {
-            StoreUrl::Sqlite(path) => Conn::Sqlite(sqlite(&path)?),
+            StoreUrl::Sqlite(path) => {
+                let conn = sqlite(&path)?;
+                checkpoints = Some(crate::sqlite::Checkpoints::install(&conn));
+                Conn::Sqlite(conn)
+            }
             StoreUrl::Postgres(u) => {
                 Conn::Postgres(postgres::Client::connect(&u, postgres::NoTls)?)
             }
@@ -69,6 +77,7 @@ impl RawWriter {
         Ok(RawWriter {
             conn,
             slot: slot as i64,
+            checkpoints,
         })
     }
 
@@ -78,6 +87,9 @@ impl RawWriter {
             Conn::Sqlite(c) => {
                 c.prepare_cached("UPDATE qtask_bench_raw SET n = n + 1 WHERE slot = ?1")?
                     .execute([self.slot])?;
+                if let Some(cp) = &self.checkpoints {
+                    cp.after_write(c);
+                }
             }
             Conn::Postgres(c) => {
                 c.execute(

@@ -32,7 +32,8 @@ pub use status::Status;
 pub use store_url::{StoreUrl, open};
 pub use task::{ClaimedTask, Created, Task};
 
-/// The schema version this build writes; a store with a higher one is refused.
+/// The schema version this build writes in PostgreSQL and MongoDB stores; a store with a
+/// higher one is refused. SQLite stores have their own, [`sqlite::SCHEMA_VERSION`].
 pub const SCHEMA_VERSION: i64 = 1;
 
 /// Refuses pool names that are empty or hold control characters (NUL included).

@@ -55,3 +55,228 @@ fn a_newer_schema_is_refused() {
         "{err}"
     );
 }
+
+/// The schema-1 layout (one `qtask_tasks` table), as qtask wrote it before schema 2.
+const SCHEMA_1: &str = "
+CREATE TABLE qtask_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO qtask_meta VALUES ('schema_version', '1');
+CREATE TABLE qtask_tasks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, pool TEXT NOT NULL, def TEXT NOT NULL,
+    def_hash TEXT NOT NULL, status TEXT NOT NULL, priority INTEGER, res TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER, claimed_from TEXT,
+    lease_owner TEXT, lease_token TEXT, lease_expires_at INTEGER, error TEXT,
+    created_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER
+);
+CREATE UNIQUE INDEX qtask_tasks_def_hash ON qtask_tasks (pool, def_hash);
+CREATE INDEX qtask_tasks_claim ON qtask_tasks (pool, status, priority DESC, id);
+CREATE TABLE qtask_pools (name TEXT PRIMARY KEY, max_attempts INTEGER);
+";
+
+/// A schema-1 row: id, pool, def, status, priority, res, lease token, lease expiry.
+type OldRow<'a> = (
+    i64,
+    &'a str,
+    serde_json::Value,
+    &'a str,
+    Option<i64>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<i64>,
+);
+
+#[test]
+fn a_schema_1_store_is_migrated_on_open_and_keeps_working() {
+    use qtask_pool::{CreateOptions, FetchOptions, Query, Status};
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let url = format!("sqlite:{}", path.display());
+    let hash = |d: &serde_json::Value| qtask_core::task_hash(d);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_1).unwrap();
+        let far = chrono::Utc::now().timestamp_millis() + 3_600_000;
+        let rows: [OldRow; 6] = [
+            (
+                1,
+                "p",
+                json!({"t": "done"}),
+                "done",
+                None,
+                Some("{\"r\":1}"),
+                None,
+                None,
+            ),
+            (
+                2,
+                "p",
+                json!({"t": "low"}),
+                "waiting",
+                None,
+                None,
+                None,
+                None,
+            ),
+            (
+                3,
+                "p",
+                json!({"t": "high"}),
+                "waiting",
+                Some(9),
+                None,
+                None,
+                None,
+            ),
+            (
+                4,
+                "p",
+                json!({"t": "running"}),
+                "running",
+                None,
+                None,
+                Some("0123456789abcdef0123456789abcdef"),
+                Some(far),
+            ),
+            (
+                5,
+                "other",
+                json!({"t": "low"}),
+                "waiting",
+                None,
+                None,
+                None,
+                None,
+            ),
+            // The highest id was removed: ids must not be reused after the migration.
+            (
+                9,
+                "p",
+                json!({"t": "removed"}),
+                "waiting",
+                None,
+                None,
+                None,
+                None,
+            ),
+        ];
+        for (id, pool, def, status, prio, res, token, expires) in rows {
+            conn.execute(
+                "INSERT INTO qtask_tasks (id, pool, def, def_hash, status, priority, res, attempts, \
+                 claimed_from, lease_owner, lease_token, lease_expires_at, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1700000000000)",
+                rusqlite::params![
+                    id, pool, def.to_string(), hash(&def), status, prio, res,
+                    i64::from(token.is_some()),
+                    token.map(|_| "waiting"), token.map(|_| "host:1"), token, expires
+                ],
+            )
+            .unwrap();
+        }
+        conn.execute("DELETE FROM qtask_tasks WHERE id = 9", [])
+            .unwrap();
+    }
+
+    let p = open(&url, "p").unwrap();
+    let tasks = p.query(&Query::all()).unwrap();
+    let seen: Vec<(String, Status, Option<i64>)> = tasks
+        .iter()
+        .map(|t| (t.id.clone(), t.status, t.priority))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("1".into(), Status::Done, None),
+            ("2".into(), Status::Waiting, None),
+            ("3".into(), Status::Waiting, Some(9)),
+            ("4".into(), Status::Running, None),
+        ]
+    );
+    assert_eq!(tasks[0].res, Some(json!({"r": 1})));
+    assert_eq!(tasks[0].def, json!({"t": "done"}));
+    assert_eq!(
+        p.re_query("4").unwrap().lease_owner.as_deref(),
+        Some("host:1")
+    );
+    assert_eq!(
+        p.list().unwrap(),
+        vec!["other".to_string(), "p".to_string()]
+    );
+
+    // Dedup still sees the old definitions; a new one gets an id never used before.
+    let created = p
+        .create_tasks(
+            &[json!({"t": "low"}), json!({"t": "new"})],
+            &CreateOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(created[0].id.as_deref(), Some("2"));
+    assert!(!created[0].new);
+    assert_eq!(created[1].id.as_deref(), Some("10"));
+
+    // The running task's old-style token still fences its commit.
+    p.commit_task_res(
+        "4",
+        Some("0123456789abcdef0123456789abcdef"),
+        &json!(4),
+        None,
+    )
+    .unwrap();
+    // Claims follow priority, then insertion order.
+    let opts = FetchOptions::default();
+    let order: Vec<String> = std::iter::from_fn(|| p.fetch_task(&opts).unwrap())
+        .map(|c| c.task.id)
+        .collect();
+    assert_eq!(order, vec!["3", "2", "10"]);
+    let other = open(&url, "other").unwrap();
+    assert_eq!(other.fetch_task(&opts).unwrap().unwrap().task.id, "5");
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: String = conn
+        .query_row(
+            "SELECT value FROM qtask_meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, qtask_pool::sqlite::SCHEMA_VERSION.to_string());
+    let old_left: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'qtask_tasks'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(old_left, 0);
+}
+
+#[test]
+fn the_wal_is_checkpointed_and_restarted_while_claiming() {
+    use qtask_pool::{CreateOptions, FetchOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wal.db");
+    let url = format!("sqlite:{}", path.display());
+    let p = open(&url, "p").unwrap();
+    let defs: Vec<serde_json::Value> = (0..4000).map(|i| serde_json::json!({ "i": i })).collect();
+    p.create_tasks(&defs, &CreateOptions::default()).unwrap();
+    let opts = FetchOptions::default();
+    let mut next = p.fetch_task(&opts).unwrap();
+    let mut n = 0;
+    while let Some(c) = next {
+        next = p
+            .commit_and_fetch(&c.task.id, &c.token, &serde_json::Value::Null, None, &opts)
+            .unwrap();
+        n += 1;
+    }
+    assert_eq!(n, 4000);
+    // 4000 commits write well over 4000 frames; checkpoints every 1000 frames restart the
+    // log from its start, so it never holds much more than that.
+    let wal = std::fs::metadata(dir.path().join("wal.db-wal"))
+        .unwrap()
+        .len();
+    assert!(
+        wal < 2000 * 4120,
+        "WAL of {wal} bytes: checkpoints did not restart it"
+    );
+}

@@ -214,18 +214,22 @@ fn slot(
     };
     let mut summary = RunSummary::default();
     let mut idle_pause = Duration::from_millis(200);
-    loop {
-        if stop.is_stopped() {
-            return Ok(summary);
-        }
-        // Reserve a place under max_tasks before claiming; give it back if nothing came.
+    // Reserves a place under max_tasks before claiming (the caller gives it back if nothing
+    // came); false when the limit is reached.
+    let reserve = || {
         let n = claimed.fetch_add(1, Ordering::SeqCst);
         if opts.max_tasks.is_some_and(|m| n >= m) {
-            return Ok(summary);
+            claimed.fetch_sub(1, Ordering::SeqCst);
+            return false;
         }
+        true
+    };
+    // The fetch options for the next claim; `also_done` is a task being committed with it.
+    let next_fetch = |fetch: &mut FetchOptions, also_done: Option<&str>| {
         if opts.before_status == opts.after_status {
             // part_done -> part_done: a committed task matches again; take each once per call.
-            let done = committed_ids.lock().expect("not poisoned").clone();
+            let mut done = committed_ids.lock().expect("not poisoned").clone();
+            done.extend(also_done.map(str::to_string));
             fetch.query = opts.query.clone();
             if !done.is_empty() {
                 let done = done.into_iter().map(Value::String).collect();
@@ -235,23 +239,60 @@ fn slot(
                 });
             }
         }
-        let claim = with_retry(opts, stop, on_event, || Claim::fetch(pool, &fetch))?;
-        let Some(claim) = claim else {
-            claimed.fetch_sub(1, Ordering::SeqCst);
-            if !opts.follow {
-                return Ok(summary);
+    };
+    // A task claimed together with the previous commit (see `run_one`), already reserved.
+    let mut next: Option<Claim<'_>> = None;
+    loop {
+        if stop.is_stopped() {
+            // A task claimed with the last commit goes back as the guard drops.
+            return Ok(summary);
+        }
+        let claim = match next.take() {
+            Some(claim) => claim,
+            None => {
+                if !reserve() {
+                    return Ok(summary);
+                }
+                next_fetch(&mut fetch, None);
+                let claim = with_retry(opts, stop, on_event, || Claim::fetch(pool, &fetch))?;
+                let Some(claim) = claim else {
+                    claimed.fetch_sub(1, Ordering::SeqCst);
+                    if !opts.follow {
+                        return Ok(summary);
+                    }
+                    sleep_unless_stopped(idle_pause, stop);
+                    idle_pause = (idle_pause * 2).min(Duration::from_secs(10));
+                    continue;
+                };
+                claim
             }
-            sleep_unless_stopped(idle_pause, stop);
-            idle_pause = (idle_pause * 2).min(Duration::from_secs(10));
-            continue;
         };
         idle_pause = Duration::from_millis(200);
         let id = claim.id().to_string();
-        let one = run_one(pool, func, opts, stop, on_event, claim)?;
+        // With a lease, the commit also claims the next task, in one transaction where the
+        // store can: only safe with a lease, since a commit whose reply is lost would orphan
+        // the task claimed with it until its lease runs out. Never past max_tasks or a stop.
+        let chain = opts.lease.is_some() && !stop.is_stopped() && reserve();
+        if chain {
+            next_fetch(&mut fetch, Some(&id));
+        }
+        let (one, claimed_next) = run_one(
+            pool,
+            func,
+            opts,
+            stop,
+            on_event,
+            claim,
+            chain.then_some(&fetch),
+        )?;
+        if chain && claimed_next.is_none() {
+            claimed.fetch_sub(1, Ordering::SeqCst);
+        }
         if one.committed > 0 {
             committed_ids.lock().expect("not poisoned").push(id);
         }
         summary.add(one);
+        next = claimed_next;
     }
 }
 
@@ -262,15 +303,18 @@ fn sleep_unless_stopped(d: Duration, stop: &StopFlag) {
     }
 }
 
-/// Runs one claimed task to a commit, a recorded failure, or a return.
-fn run_one(
-    pool: &dyn TaskPool,
+/// Runs one claimed task to a commit, a recorded failure, or a return. With `next`, a
+/// successful commit also claims the next task (see [`TaskPool::commit_and_fetch`]),
+/// returned beside the summary.
+fn run_one<'p>(
+    pool: &'p dyn TaskPool,
     func: &dyn TaskFunc,
     opts: &RunOptions,
     stop: &StopFlag,
     on_event: &(dyn Fn(&RunEvent) + Sync),
-    claim: Claim<'_>,
-) -> Result<RunSummary, RunnerError> {
+    claim: Claim<'p>,
+    next: Option<&FetchOptions>,
+) -> Result<(RunSummary, Option<Claim<'p>>), RunnerError> {
     let task = claim.task().clone();
     let id = task.id.clone();
     on_event(&RunEvent::Claimed {
@@ -326,30 +370,43 @@ fn run_one(
         summary.lease_lost = 1;
         // Someone else owns the task now: nothing of ours may be written to it.
         claim.settle();
-        return Ok(summary);
+        return Ok((summary, None));
     }
-    match outcome {
-        Ok(res) => match with_retry(opts, stop, on_event, || {
-            pool.commit_task_res(&id, Some(claim.token()), &res, Some(opts.after_status))
-        }) {
-            Ok(()) => {
-                claim.settle();
-                on_event(&RunEvent::Committed { id });
-                summary.committed = 1;
+    // A stop that came while the task ran claims nothing more.
+    let next = next.filter(|_| !stop.is_stopped());
+    match (outcome, next) {
+        (Ok(res), Some(next)) => {
+            let token = claim.token().to_string();
+            match claim.commit_and_fetch(&res, Some(opts.after_status), next) {
+                Ok(claimed_next) => {
+                    on_event(&RunEvent::Committed { id });
+                    summary.committed = 1;
+                    return Ok((summary, claimed_next));
+                }
+                Err(PoolError::LeaseLost { .. }) => {
+                    on_event(&RunEvent::LeaseLost { id });
+                    summary.lease_lost = 1;
+                }
+                // Nothing is known to be written: commit alone, retrying as usual (if the
+                // lost reply had in fact committed, the retry finds the lease gone).
+                Err(e) if e.is_transient() => {
+                    commit(pool, opts, stop, on_event, &id, &token, &res, &mut summary)?;
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(PoolError::LeaseLost { .. }) => {
-                claim.settle();
-                on_event(&RunEvent::LeaseLost { id });
-                summary.lease_lost = 1;
-            }
-            Err(e) => return Err(e.into()),
-        },
-        Err(_) if stop.is_stopped() => {
+        }
+        (Ok(res), None) => {
+            let token = claim.token().to_string();
+            // Unsettled until the store answered: an error hands the task back as it drops.
+            commit(pool, opts, stop, on_event, &id, &token, &res, &mut summary)?;
+            claim.settle();
+        }
+        (Err(_), _) if stop.is_stopped() => {
             claim.return_task(None)?;
             on_event(&RunEvent::Returned { id });
             summary.returned = 1;
         }
-        Err(err) => {
+        (Err(err), _) => {
             if !opts.retry_delay.is_zero() {
                 sleep_unless_stopped(opts.retry_delay, stop);
             }
@@ -362,5 +419,33 @@ fn run_one(
             summary.failed = 1;
         }
     }
-    Ok(summary)
+    Ok((summary, None))
+}
+
+/// Commits `res` for the task `id` under lease `token`, retrying while the store is away.
+#[allow(clippy::too_many_arguments)]
+fn commit(
+    pool: &dyn TaskPool,
+    opts: &RunOptions,
+    stop: &StopFlag,
+    on_event: &(dyn Fn(&RunEvent) + Sync),
+    id: &str,
+    token: &str,
+    res: &Value,
+    summary: &mut RunSummary,
+) -> Result<(), RunnerError> {
+    match with_retry(opts, stop, on_event, || {
+        pool.commit_task_res(id, Some(token), res, Some(opts.after_status))
+    }) {
+        Ok(()) => {
+            on_event(&RunEvent::Committed { id: id.to_string() });
+            summary.committed = 1;
+        }
+        Err(PoolError::LeaseLost { .. }) => {
+            on_event(&RunEvent::LeaseLost { id: id.to_string() });
+            summary.lease_lost = 1;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
 }

@@ -291,3 +291,142 @@ fn external_failures_keep_stderr_tail() {
     assert_eq!(t.status, Status::Failed);
     assert!(t.error.unwrap().contains("cannot start `/no/such/program`"));
 }
+
+/// Delegates to a pool, counting how tasks get claimed.
+struct Counting {
+    inner: Box<dyn TaskPool>,
+    fetches: AtomicUsize,
+    chained: AtomicUsize,
+}
+
+impl TaskPool for Counting {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn create_tasks(
+        &self,
+        defs: &[Value],
+        opts: &CreateOptions,
+    ) -> qtask_pool::Result<Vec<qtask_pool::Created>> {
+        self.inner.create_tasks(defs, opts)
+    }
+    fn fetch_task(
+        &self,
+        opts: &qtask_pool::FetchOptions,
+    ) -> qtask_pool::Result<Option<qtask_pool::ClaimedTask>> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        self.inner.fetch_task(opts)
+    }
+    fn commit_and_fetch(
+        &self,
+        id: &str,
+        token: &str,
+        res: &Value,
+        status: Option<Status>,
+        opts: &qtask_pool::FetchOptions,
+    ) -> qtask_pool::Result<Option<qtask_pool::ClaimedTask>> {
+        self.chained.fetch_add(1, Ordering::SeqCst);
+        self.inner.commit_and_fetch(id, token, res, status, opts)
+    }
+    fn heartbeat(&self, id: &str, token: &str, lease: Duration) -> qtask_pool::Result<()> {
+        self.inner.heartbeat(id, token, lease)
+    }
+    fn commit_task_res(
+        &self,
+        id: &str,
+        token: Option<&str>,
+        res: &Value,
+        status: Option<Status>,
+    ) -> qtask_pool::Result<()> {
+        self.inner.commit_task_res(id, token, res, status)
+    }
+    fn return_task(
+        &self,
+        id: &str,
+        token: Option<&str>,
+        status: Option<Status>,
+    ) -> qtask_pool::Result<()> {
+        self.inner.return_task(id, token, status)
+    }
+    fn fail_task(&self, id: &str, token: &str, error: &str) -> qtask_pool::Result<Status> {
+        self.inner.fail_task(id, token, error)
+    }
+    fn query(&self, query: &Query) -> qtask_pool::Result<Vec<qtask_pool::Task>> {
+        self.inner.query(query)
+    }
+    fn re_query(&self, id: &str) -> qtask_pool::Result<qtask_pool::Task> {
+        self.inner.re_query(id)
+    }
+    fn task_stat(&self, query: &Query) -> qtask_pool::Result<qtask_pool::TaskStat> {
+        self.inner.task_stat(query)
+    }
+    fn reset_status(&self, query: &Query, status: Status) -> qtask_pool::Result<u64> {
+        self.inner.reset_status(query, status)
+    }
+    fn prioritize(&self, id: &str, priority: Option<i64>) -> qtask_pool::Result<()> {
+        self.inner.prioritize(id, priority)
+    }
+    fn remove(&self, query: &Query) -> qtask_pool::Result<u64> {
+        self.inner.remove(query)
+    }
+    fn retry(&self, query: &Query) -> qtask_pool::Result<u64> {
+        self.inner.retry(query)
+    }
+    fn replace_task(&self, id: &str, def: &Value) -> qtask_pool::Result<()> {
+        self.inner.replace_task(id, def)
+    }
+    fn set_max_attempts(&self, max_attempts: Option<u32>) -> qtask_pool::Result<()> {
+        self.inner.set_max_attempts(max_attempts)
+    }
+    fn list(&self) -> qtask_pool::Result<Vec<String>> {
+        self.inner.list()
+    }
+}
+
+fn counting(dir: &tempfile::TempDir) -> Counting {
+    Counting {
+        inner: pool(dir, "t"),
+        fetches: AtomicUsize::new(0),
+        chained: AtomicUsize::new(0),
+    }
+}
+
+#[test]
+fn with_a_lease_each_commit_claims_the_next_task_but_never_past_max_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = counting(&dir);
+    let defs: Vec<Value> = (0..12).map(|i| json!({"x": i})).collect();
+    let ids = add(&p, &defs);
+    let opts = RunOptions {
+        max_tasks: Some(5),
+        ..Default::default()
+    };
+    let s = run_task(&p, &double, &opts, &StopFlag::new(), &no_events).unwrap();
+    assert_eq!(s.committed, 5);
+    // One plain claim, then four commits that each claimed the next; the fifth commit is
+    // alone, as a sixth task would not run.
+    assert_eq!(p.fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(p.chained.load(Ordering::SeqCst), 4);
+    for (i, id) in ids.iter().enumerate() {
+        let t = p.re_query(id).unwrap();
+        if i < 5 {
+            assert_eq!(t.status, Status::Done);
+            assert_eq!(t.res, Some(json!({"x": 2 * i as i64})));
+        } else {
+            // Never claimed, not even claimed and handed back.
+            assert_eq!(t.status, Status::Waiting, "{t:?}");
+            assert!(t.started_at.is_none() && t.attempts == 0, "{t:?}");
+        }
+    }
+
+    // Without a lease a lost reply could orphan the task claimed with a commit: plain claims.
+    let p = counting(&dir);
+    let opts = RunOptions {
+        lease: None,
+        ..Default::default()
+    };
+    let s = run_task(&p, &double, &opts, &StopFlag::new(), &no_events).unwrap();
+    assert_eq!(s.committed, 7);
+    assert_eq!(p.chained.load(Ordering::SeqCst), 0);
+    assert_eq!(p.fetches.load(Ordering::SeqCst), 8);
+}

@@ -750,6 +750,44 @@ pub fn commit_and_fetch_commits_then_claims_in_order(url: &str) {
 }
 
 /// Expands to one test per check above.
+/// A task re-prioritized while it runs keeps its lease: the holder's commit (and
+/// commit-and-fetch) still land, and the next claim follows the new priorities.
+pub fn prioritized_while_running_still_commits(url: &str) {
+    let p = fresh(url);
+    let t = create(&*p, &[json!({"n": 1}), json!({"n": 2}), json!({"n": 3})]);
+    let first = fetch(&*p).unwrap();
+    assert_eq!(first.task.id, t[0]);
+    p.prioritize(&t[0], Some(7)).unwrap();
+    p.prioritize(&t[2], Some(5)).unwrap();
+    let next = p
+        .commit_and_fetch(
+            &first.task.id,
+            &first.token,
+            &json!("one"),
+            None,
+            &FetchOptions::default(),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.task.id, t[2], "priority 5 before no priority");
+    assert_eq!(next.task.priority, Some(5));
+    p.prioritize(&t[2], None).unwrap();
+    p.commit_task_res(&next.task.id, Some(&next.token), &json!("three"), None)
+        .unwrap();
+    let done = p.re_query(&t[0]).unwrap();
+    assert_eq!(
+        (done.status, done.priority, done.res),
+        (Status::Done, Some(7), Some(json!("one")))
+    );
+    let done = p.re_query(&t[2]).unwrap();
+    assert_eq!((done.status, done.priority), (Status::Done, None));
+    // A stale token is still refused after the key moved.
+    assert!(matches!(
+        p.commit_task_res(&next.task.id, Some(&first.token), &json!("x"), None),
+        Err(PoolError::LeaseLost { .. })
+    ));
+}
+
 #[macro_export]
 macro_rules! conformance {
     ($url:path) => {
@@ -763,7 +801,7 @@ macro_rules! conformance {
             heartbeat_extends_lease, no_lease_runs_until_reset, max_attempts_then_failed_then_retry,
             pool_max_attempts_and_lease_loss_count, replace_task_keeps_identity,
             wait_reports_and_times_out, concurrent_creators_and_claimers,
-            commit_and_fetch_commits_then_claims_in_order
+            commit_and_fetch_commits_then_claims_in_order, prioritized_while_running_still_commits
         );
     };
     (@tests $url:path; $($name:ident),* $(,)?) => {
