@@ -126,18 +126,14 @@ impl FeatureCache {
         q: &Query,
         tick: &(dyn Fn() + Sync),
     ) -> Result<Frame> {
-        let wide = Query {
-            end: None,
-            ..q.clone()
-        };
-        let path = self.entry(provider, program, &wide)?;
+        let path = self.entry(provider, program, q)?;
         let frame = match std::fs::File::open(&path)
             .ok()
             .and_then(|file| decode_from(&mut std::io::BufReader::new(file)))
         {
             Some(frame) => frame,
             None => {
-                let frame = compute(provider, program, &wide, tick)?;
+                let frame = compute(provider, program, &to_calendar_end(q), tick)?;
                 write_streamed(&path, &frame)?;
                 frame
             }
@@ -148,17 +144,21 @@ impl FeatureCache {
 
     /// Whether a computation is already cached.
     pub fn contains(&self, provider: &Provider, program: &Program, q: &Query) -> Result<bool> {
-        let wide = Query {
-            end: None,
-            ..q.clone()
-        };
-        Ok(self.entry(provider, program, &wide)?.exists())
+        Ok(self.entry(provider, program, q)?.exists())
     }
 
+    /// The file of the entry that serves `q` (its query run to the calendar's end).
     fn entry(&self, provider: &Provider, program: &Program, q: &Query) -> Result<PathBuf> {
-        Ok(self
-            .dir
-            .join(format!("{}.qtf", self.key(provider, program, q)?)))
+        let key = self.key(provider, program, &to_calendar_end(q))?;
+        Ok(self.dir.join(format!("{key}.qtf")))
+    }
+}
+
+/// `q` run to the calendar's last day: what a cache entry holds.
+fn to_calendar_end(q: &Query) -> Query {
+    Query {
+        end: None,
+        ..q.clone()
     }
 }
 

@@ -170,10 +170,10 @@ impl DatasetH {
         let (s, e) = self.segment(segment)?;
         let nf = self.handler.n_features;
         let labels = match key {
-            DataKey::Raw => self.handler.raw_labels().rows_between(s, e),
-            DataKey::Infer => self.handler.infer().columns_from(nf).rows_between(s, e),
+            DataKey::Raw => self.handler.raw_labels(s, e),
+            DataKey::Infer => self.handler.infer().columns_between(nf, s, e),
             // Learn processors may drop rows by their features: process the segment whole.
-            DataKey::Learn => self.handler.learn(s, e).columns_from(nf),
+            DataKey::Learn => self.handler.learn(s, e).columns_between(nf, None, None),
         };
         Ok(slice(&labels, 0, None, None))
     }

@@ -76,13 +76,27 @@ impl Frame {
     /// A copy of the rows dated within `[start, end]` (`None`: open) of a frame sorted by
     /// datetime (those rows are contiguous).
     pub fn rows_between(&self, start: Option<NaiveDate>, end: Option<NaiveDate>) -> Frame {
+        self.columns_between(0, start, end)
+    }
+
+    /// A copy of the rows dated within `[start, end]`, as [`Frame::rows_between`], with only
+    /// the columns from `first` on (e.g. the labels after the features).
+    pub fn columns_between(
+        &self,
+        first: usize,
+        start: Option<NaiveDate>,
+        end: Option<NaiveDate>,
+    ) -> Frame {
         let (lo, hi) = self.row_bounds(start, end);
         Frame {
             symbols: self.symbols.clone(),
             inst: self.inst[lo..hi].to_vec(),
             datetime: self.datetime[lo..hi].to_vec(),
-            columns: self.columns.clone(),
-            data: self.data.iter().map(|c| c[lo..hi].to_vec()).collect(),
+            columns: self.columns[first..].to_vec(),
+            data: self.data[first..]
+                .iter()
+                .map(|c| c[lo..hi].to_vec())
+                .collect(),
         }
     }
 
@@ -108,17 +122,6 @@ impl Frame {
             }
         }
         parts
-    }
-
-    /// A copy of every row with the columns from `first` on (e.g. the labels after the features).
-    pub fn columns_from(&self, first: usize) -> Frame {
-        Frame {
-            symbols: self.symbols.clone(),
-            inst: self.inst.clone(),
-            datetime: self.datetime.clone(),
-            columns: self.columns[first..].to_vec(),
-            data: self.data[first..].to_vec(),
-        }
     }
 
     /// Sorts rows by (instrument, datetime), the order of Qlib's `D.features`.

@@ -300,14 +300,14 @@ impl Handler {
         }
     }
 
-    /// The label columns of the raw data, with every raw row (no features are read).
-    pub fn raw_labels(&self) -> Frame {
+    /// The label columns of the raw rows dated within `[start, end]` (no features are read).
+    pub fn raw_labels(&self, start: Option<NaiveDate>, end: Option<NaiveDate>) -> Frame {
         let first = if self.source.is_some() {
             0
         } else {
             self.n_features
         };
-        self.raw.columns_from(first)
+        self.raw.columns_between(first, start, end)
     }
 
     /// The data after infer processors (what models predict on).
@@ -336,7 +336,7 @@ impl Handler {
                 // Nothing reads the raw features again but a `DK_R` request, which reads
                 // them anew; the raw labels stay (records store them).
                 ProcessType::Append => {
-                    let labels = self.raw.columns_from(nf);
+                    let labels = self.raw.columns_between(nf, None, None);
                     self.source = Some(source);
                     std::mem::replace(&mut self.raw, labels)
                 }
@@ -386,21 +386,22 @@ impl Handler {
         requests: &[(DataKey, Option<NaiveDate>, Option<NaiveDate>)],
     ) -> Result<Vec<Frame>> {
         let mut out: Vec<Option<Frame>> = vec![None; requests.len()];
-        // Raw features that infer processors took over are read again, as `raw()` does.
-        if self.source.is_some() {
+        // Raw features that infer processors took over are read again (once), as `raw()` does.
+        if self.source.is_some() && requests.iter().any(|r| r.0 == DataKey::Raw) {
+            let raw = self.raw()?.into_owned();
             for (i, &(key, s, e)) in requests.iter().enumerate() {
                 if key == DataKey::Raw {
-                    out[i] = Some(self.raw()?.rows_between(s, e));
+                    out[i] = Some(raw.rows_between(s, e));
                 }
             }
         }
-        let infer_is_raw = self.config.infer_processors.is_empty();
-        let learn_from_infer = self.config.process_type == ProcessType::Append;
-        // Which frame each remaining request reads: the raw one or the infer one.
+        // Which frame each remaining request reads, as `infer()` and `learn_base()` decide.
+        let is_raw = |f: &Frame| std::ptr::eq(f, &self.raw);
+        let (infer_is_raw, learn_is_raw) = (is_raw(self.infer()), is_raw(self.learn_base()));
         let reads_raw = |key: DataKey| match key {
             DataKey::Raw => true,
             DataKey::Infer => infer_is_raw,
-            DataKey::Learn => infer_is_raw || !learn_from_infer,
+            DataKey::Learn => learn_is_raw,
         };
         let infer = std::mem::take(&mut self.infer);
         let raw = std::mem::take(&mut self.raw);

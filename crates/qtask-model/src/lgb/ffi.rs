@@ -99,28 +99,28 @@ impl Spilled {
         let mut w = std::io::BufWriter::new(tempfile::tempfile()?);
         for col in columns {
             // Each column is freed as soon as it is written.
-            w.write_all(bytemuck_f32(&col))?;
+            w.write_all(f32_bytes(&col))?;
         }
         let file = w.into_inner().map_err(|e| e.into_error())?;
         Ok(Spilled { file, rows, cols })
     }
 
-    /// Rows `r0..r0 + out.len()` of column `c`.
+    /// Rows `r0..r0 + out.len()` of column `c`, read straight into `out`.
     fn read(&self, c: usize, r0: usize, out: &mut [f32]) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
-        let mut bytes = vec![0u8; out.len() * 4];
+        // SAFETY: any byte pattern is a valid f32, and the byte view covers exactly `out`.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), size_of_val(out))
+        };
         self.file
-            .read_exact_at(&mut bytes, ((c * self.rows + r0) * 4) as u64)?;
-        for (v, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-            *v = f32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
-        }
-        Ok(())
+            .read_exact_at(bytes, ((c * self.rows + r0) * 4) as u64)
     }
 }
 
-fn bytemuck_f32(v: &[f32]) -> &[u8] {
+/// The bytes of `v` in memory order (the spill file is read back by the same process).
+fn f32_bytes(v: &[f32]) -> &[u8] {
     // SAFETY: f32 has no padding or invalid bit patterns; the byte view covers the same memory.
-    unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), std::mem::size_of_val(v)) }
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), size_of_val(v)) }
 }
 
 fn spill_error(e: std::io::Error) -> ModelError {
