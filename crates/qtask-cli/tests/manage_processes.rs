@@ -163,3 +163,38 @@ fn four_processes_create_the_same_500_tasks() {
         manage_json(&store, &pool, &["remove", "--yes"]);
     }
 }
+
+#[test]
+fn bench_pool_reports_every_round_and_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", tmp.path().join("bench.db").display());
+    let out = bin()
+        .args(["bench", "pool", "--store", &store])
+        .args(["--tasks", "60", "--workers", "2", "--rounds", "3"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["exactly_once"], json!(true));
+    assert_eq!(report["rounds"], json!(3));
+    let ratios: Vec<f64> = report["round_ratios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_f64().unwrap())
+        .collect();
+    assert_eq!(ratios.len(), 3);
+    assert!(ratios.iter().all(|r| *r > 0.0), "{ratios:?}");
+    // The reported ratio is the median of the rounds' own ratios.
+    let mut sorted = ratios.clone();
+    sorted.sort_by(f64::total_cmp);
+    let ratio = report["ratio"].as_f64().unwrap();
+    assert!((ratio - sorted[1]).abs() < 0.0015, "{ratio} vs {sorted:?}");
+    // The bench pool is removed afterwards.
+    let pools = manage_json(&store, "any", &["list"]);
+    assert_eq!(pools, json!([]));
+}

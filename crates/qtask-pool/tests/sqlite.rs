@@ -250,6 +250,137 @@ fn a_schema_1_store_is_migrated_on_open_and_keeps_working() {
     assert_eq!(old_left, 0);
 }
 
+/// The schema-2 layout (state keyed on the status text), as qtask wrote it before schema 3.
+const SCHEMA_2: &str = "
+CREATE TABLE qtask_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO qtask_meta VALUES ('schema_version', '2');
+CREATE TABLE qtask_defs (task_id INTEGER PRIMARY KEY AUTOINCREMENT, task_pool INTEGER NOT NULL,
+    def TEXT NOT NULL, def_hash TEXT NOT NULL, priority INTEGER);
+CREATE UNIQUE INDEX qtask_defs_hash ON qtask_defs (task_pool, def_hash);
+CREATE TABLE qtask_state (pool INTEGER NOT NULL, status TEXT NOT NULL, prio_null INTEGER NOT NULL,
+    prio INTEGER NOT NULL, id INTEGER NOT NULL, res TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER, claimed_from TEXT, lease_owner TEXT, lease_token TEXT,
+    lease_expires_at INTEGER, error TEXT, created_at INTEGER NOT NULL, started_at INTEGER,
+    finished_at INTEGER, PRIMARY KEY (pool, status, prio_null, prio DESC, id)) WITHOUT ROWID;
+CREATE TABLE qtask_pools (name TEXT PRIMARY KEY, max_attempts INTEGER);
+CREATE TABLE qtask_pool_ids (pool_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+INSERT INTO qtask_pool_ids VALUES (1, 'p');
+";
+
+/// A schema-2 row: id, status, priority, res, attempts, lease token, lease expiry.
+type V2Row<'a> = (
+    i64,
+    &'a str,
+    Option<i64>,
+    Option<&'a str>,
+    i64,
+    Option<&'a str>,
+    Option<i64>,
+);
+
+#[test]
+fn a_schema_2_store_is_migrated_on_open_and_its_expired_lease_taken_over() {
+    use qtask_pool::{FetchOptions, Query, Status};
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    let url = format!("sqlite:{}", path.display());
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_2).unwrap();
+        let past = chrono::Utc::now().timestamp_millis() - 60_000;
+        let rows: [V2Row; 5] = [
+            (1, "done", None, Some("{\"r\":1}"), 1, None, None),
+            (2, "waiting", None, None, 0, None, None),
+            (3, "waiting", Some(9), None, 0, None, None),
+            (
+                4,
+                "running",
+                None,
+                None,
+                1,
+                Some("0123456789abcdef0123456789abcdefn"),
+                Some(past),
+            ),
+            (5, "failed", None, None, 3, None, None),
+        ];
+        for (id, status, prio, res, attempts, token, expires) in rows {
+            let def = json!({"t": id});
+            conn.execute(
+                "INSERT INTO qtask_defs (task_id, task_pool, def, def_hash, priority) VALUES (?1, 1, ?2, ?3, ?4)",
+                rusqlite::params![id, def.to_string(), qtask_core::task_hash(&def), prio],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO qtask_state (pool, status, prio_null, prio, id, res, attempts, \
+                 claimed_from, lease_owner, lease_token, lease_expires_at, created_at) \
+                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1700000000000)",
+                rusqlite::params![
+                    status,
+                    prio.is_none(),
+                    prio.unwrap_or(0),
+                    id,
+                    res,
+                    attempts,
+                    token.map(|_| "waiting"),
+                    token.map(|_| "host:1"),
+                    token,
+                    expires
+                ],
+            )
+            .unwrap();
+        }
+    }
+
+    let p = open(&url, "p").unwrap();
+    let seen: Vec<(String, Status)> = p
+        .query(&Query::all())
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.id, t.status))
+        .collect();
+    let expect = [
+        Status::Done,
+        Status::Waiting,
+        Status::Waiting,
+        Status::Running,
+        Status::Failed,
+    ];
+    assert_eq!(
+        seen,
+        (1..=5)
+            .map(|i| i.to_string())
+            .zip(expect)
+            .collect::<Vec<_>>()
+    );
+    // The expired lease is dealt with first, then priority order.
+    let lease = FetchOptions {
+        lease: Some(std::time::Duration::from_secs(60)),
+        ..FetchOptions::default()
+    };
+    let order: Vec<(String, u32)> = std::iter::from_fn(|| p.fetch_task(&lease).unwrap())
+        .map(|c| (c.task.id, c.task.attempts))
+        .collect();
+    assert_eq!(
+        order,
+        vec![("4".into(), 2), ("3".into(), 1), ("2".into(), 1)]
+    );
+    assert_eq!(p.retry(&Query::all()).unwrap(), 1);
+    assert_eq!(p.fetch_task(&lease).unwrap().unwrap().task.id, "5");
+    assert_eq!(p.re_query("1").unwrap().res, Some(json!({"r": 1})));
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: String = conn
+        .query_row(
+            "SELECT value FROM qtask_meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, qtask_pool::sqlite::SCHEMA_VERSION.to_string());
+}
+
 #[test]
 fn the_wal_is_checkpointed_and_restarted_while_claiming() {
     use qtask_pool::{CreateOptions, FetchOptions};
@@ -279,4 +410,29 @@ fn the_wal_is_checkpointed_and_restarted_while_claiming() {
         wal < 2000 * 4120,
         "WAL of {wal} bytes: checkpoints did not restart it"
     );
+}
+
+#[test]
+fn many_connections_opening_a_new_file_at_once_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..30 {
+        let url = format!(
+            "sqlite:{}",
+            dir.path().join(format!("new{round}.db")).display()
+        );
+        let start = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        open(&url, "p").map(|_| ()).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            for h in handles {
+                assert_eq!(h.join().unwrap(), Ok(()), "round {round}");
+            }
+        });
+    }
 }

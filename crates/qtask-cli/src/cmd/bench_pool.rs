@@ -41,6 +41,11 @@ pub struct BenchPoolArgs {
     /// Keep the prefilled pool for the next run (it is reused when its size matches).
     #[arg(long)]
     pub keep_prefill: bool,
+    /// Rounds of a raw phase followed by a claim phase (of --tasks each); the figures are
+    /// the medians, the ratio the median of each round's own ratio, so that a machine
+    /// running faster or slower for a while moves both sides of a round alike.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
     /// Internal: run as a worker process of a bench run.
     #[arg(long, hide = true)]
     pub role: Option<Role>,
@@ -224,9 +229,19 @@ fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+/// The median of `xs` (the mean of the middle two for an even count).
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
+}
+
 fn parent(args: &BenchPoolArgs) -> anyhow::Result<()> {
-    if args.workers == 0 || args.tasks == 0 {
-        bail!("--workers and --tasks must be at least 1");
+    if args.workers == 0 || args.tasks == 0 || args.rounds == 0 {
+        bail!("--workers, --tasks and --rounds must be at least 1");
     }
     // Unique enough for concurrent runs on one store: time and process id.
     let nanos = std::time::SystemTime::now()
@@ -259,36 +274,45 @@ fn parent(args: &BenchPoolArgs) -> anyhow::Result<()> {
         }
     }
 
-    let defs: Vec<Value> = (0..args.tasks)
-        .map(|i| json!({"bench": run_id, "i": i}))
-        .collect();
-    let start = Instant::now();
-    pool.create_tasks(&defs, &CreateOptions::default())?;
-    let create_seconds = start.elapsed().as_secs_f64();
-
     RawWriter::prepare(&args.store, args.workers)?;
-    let raw = run_phase(args, Role::Raw, &name, args.tasks as u64)?;
-    let claim = run_phase(args, Role::Claim, &name, args.tasks as u64)?;
+    let mut create_seconds = 0.0;
+    let mut rounds = Vec::with_capacity(args.rounds);
+    let mut claimed = 0;
+    for r in 0..args.rounds {
+        let defs: Vec<Value> = (0..args.tasks)
+            .map(|i| json!({"bench": run_id, "round": r, "i": i}))
+            .collect();
+        let start = Instant::now();
+        pool.create_tasks(&defs, &CreateOptions::default())?;
+        if r == 0 {
+            create_seconds = start.elapsed().as_secs_f64();
+        }
+        let raw = run_phase(args, Role::Raw, &name, args.tasks as u64)?;
+        let claim = run_phase(args, Role::Claim, &name, args.tasks as u64)?;
+        claimed += claim.count;
+        rounds.push((
+            rate(claim.count, claim.seconds),
+            rate(raw.count, raw.seconds),
+        ));
+    }
 
+    let expected = (args.tasks * args.rounds) as u64;
     let done = pool
         .task_stat(&Query::all())?
         .get(&Status::Done)
         .copied()
         .unwrap_or(0);
-    let exactly_once = claim.count == args.tasks as u64 && done == args.tasks as u64;
+    let exactly_once = claimed == expected && done == expected;
     pool.remove(&Query::all())?;
     if args.prefill > 0 && !args.keep_prefill {
         open(&args.store, &prefill_name)?.remove(&Query::all())?;
     }
     if !exactly_once {
         bail!(
-            "workers committed {} claims and the pool shows {done} done, for {} tasks",
-            claim.count,
-            args.tasks
+            "workers committed {claimed} claims and the pool shows {done} done, for {expected} tasks"
         );
     }
-    let claims_per_second = rate(claim.count, claim.seconds);
-    let raw_per_second = rate(raw.count, raw.seconds);
+    let ratio = |(claims, raw): (f64, f64)| if raw > 0.0 { claims / raw } else { 0.0 };
     let report = json!({
         "store": qtask_pool::StoreUrl::redacted(&args.store),
         "tasks": args.tasks,
@@ -297,11 +321,11 @@ fn parent(args: &BenchPoolArgs) -> anyhow::Result<()> {
         "prefill_seconds": prefill_seconds,
         "create_seconds": round(create_seconds),
         "creates_per_second": round(rate(args.tasks as u64, create_seconds)),
-        "claim_seconds": round(claim.seconds),
-        "claims_per_second": round(claims_per_second),
-        "raw_seconds": round(raw.seconds),
-        "raw_updates_per_second": round(raw_per_second),
-        "ratio": round(if raw_per_second > 0.0 { claims_per_second / raw_per_second } else { 0.0 }),
+        "rounds": args.rounds,
+        "claims_per_second": round(median(rounds.iter().map(|r| r.0).collect())),
+        "raw_updates_per_second": round(median(rounds.iter().map(|r| r.1).collect())),
+        "ratio": round(median(rounds.iter().copied().map(ratio).collect())),
+        "round_ratios": rounds.iter().copied().map(|r| round(ratio(r))).collect::<Vec<_>>(),
         "exactly_once": exactly_once,
     });
     output::write_json(&report, None)
@@ -316,5 +340,12 @@ mod tests {
         assert_eq!(rate(10, 0.0), 0.0);
         assert_eq!(rate(10, 2.0), 5.0);
         assert_eq!(round(1.23456), 1.235);
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(vec![]), 0.0);
     }
 }

@@ -493,6 +493,47 @@ pub fn heartbeat_extends_lease(url: &str) {
     );
 }
 
+/// A short lease claimed after a long one still expires on time (SQLite checks leases only
+/// once the earliest known expiry has passed: a later, shorter lease must lower it).
+pub fn shorter_lease_after_longer_one_expires_on_time(url: &str) {
+    let p = fresh(url);
+    create(&*p, &[json!({"x": 1}), json!({"x": 2}), json!({"x": 3})]);
+    let long = fetch_with(&*p, Some(Duration::from_secs(3600)), Status::Waiting).unwrap();
+    let short = fetch_with(&*p, Some(Duration::from_millis(200)), Status::Waiting).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let again = fetch_with(&*p, Some(Duration::from_secs(60)), Status::Waiting).unwrap();
+    assert_eq!(
+        again.task.id, short.task.id,
+        "the expired short lease is taken over"
+    );
+    assert_eq!(again.task.attempts, 2);
+    // The long lease is still held: the next claim is the last fresh task.
+    let last = fetch_with(&*p, Some(Duration::from_secs(60)), Status::Waiting).unwrap();
+    assert_ne!(last.task.id, long.task.id);
+    assert_eq!(last.task.attempts, 1);
+    p.commit_task_res(&long.task.id, Some(&long.token), &json!(1), None)
+        .unwrap();
+}
+
+/// A renewed lease is not taken over when its first expiry passes, and the next expiry is
+/// still honoured after that check.
+pub fn renewed_lease_survives_its_first_expiry(url: &str) {
+    let p = fresh(url);
+    create(&*p, &[json!({"x": 1})]);
+    let c = fetch_with(&*p, Some(Duration::from_millis(200)), Status::Waiting).unwrap();
+    p.heartbeat(&c.task.id, &c.token, Duration::from_millis(1500))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(fetch_with(&*p, Some(Duration::from_secs(60)), Status::Waiting).is_none());
+    std::thread::sleep(Duration::from_millis(1500));
+    let again = fetch_with(&*p, Some(Duration::from_secs(60)), Status::Waiting).unwrap();
+    assert_eq!(again.task.id, c.task.id);
+    assert!(matches!(
+        p.commit_task_res(&c.task.id, Some(&c.token), &json!(1), None),
+        Err(PoolError::LeaseLost { .. })
+    ));
+}
+
 pub fn no_lease_runs_until_reset(url: &str) {
     let p = fresh(url);
     let t = create(&*p, &[json!({"x": 1})]);
@@ -798,7 +839,8 @@ macro_rules! conformance {
             dropped_claim_returns_and_gives_attempt_back, commit_null_status_means_done,
             return_keeps_res, reset_prioritize_remove, pools_are_separate_and_listed,
             unknown_ids_are_errors, query_operators, lease_expiry_reclaim_and_fencing,
-            heartbeat_extends_lease, no_lease_runs_until_reset, max_attempts_then_failed_then_retry,
+            heartbeat_extends_lease, shorter_lease_after_longer_one_expires_on_time,
+            renewed_lease_survives_its_first_expiry, no_lease_runs_until_reset, max_attempts_then_failed_then_retry,
             pool_max_attempts_and_lease_loss_count, replace_task_keeps_identity,
             wait_reports_and_times_out, concurrent_creators_and_claimers,
             commit_and_fetch_commits_then_claims_in_order, prioritized_while_running_still_commits

@@ -6,19 +6,27 @@
 //! without waiting). Times are Unix milliseconds from this machine's clock, which every
 //! process sharing the file has in common.
 //!
-//! Layout (schema 2): what a claim never changes (the definition, its hash, the priority)
+//! Layout (schema 3): what a claim never changes (the definition, its hash, the priority)
 //! lives in `qtask_defs` (rowid `task_id`, the task id); everything a claim or a commit
 //! changes lives in `qtask_state`, a `WITHOUT ROWID` table clustered on the claim order
-//! `(pool, status, prio_null, prio DESC, id)`, where `pool` is the pool's number from
-//! `qtask_pool_ids`. A claim moves a row from `waiting` to `running` and a commit from
-//! `running` to `done`: neighbouring key ranges, so one commit-and-claim usually rewrites a
-//! single page. With schema 1 (one table plus an index on the claim order) it rewrote a
-//! table page and an index page, and the WAL frames a transaction appends, with the
-//! checkpoints that copy them back, are most of what a claim costs (`qtask bench pool`,
-//! 4 workers: 1.5 frames per claim instead of 2.8). A row is found by id through its
-//! definition, which gives the pool, priority and id of its state key (see [`locate`]); a
-//! lease token also carries its task's priority key (see [`TokenKey`]), so a worker's
-//! commit touches nothing but the state page it changes.
+//! `(pool, lane, prio_null, prio DESC, id)`, where `pool` is the pool's number from
+//! `qtask_pool_ids` and the lane groups statuses by what claims them (see [`lane`]): 0
+//! holds running and done tasks, 1 waiting ones, 2 part_done, 3 failed. A claim moves the
+//! first row of lane 1 to the end of lane 0, its neighbour, and a commit to `done` rewrites
+//! its row where it is, so one commit-and-claim usually changes a single page. (The WAL
+//! frames a transaction appends, with the checkpoints that copy them back, are a large part
+//! of what a claim costs; schema 1, one table plus an index on the claim order, wrote 2.8
+//! frames per claim.) A row is found by id through its definition, which gives the pool,
+//! priority and id of its state key (see [`locate`]); a lease token also carries its task's
+//! priority key (see [`TokenKey`]), so a worker's commit touches nothing but the state page
+//! it changes.
+//!
+//! Running tasks share lane 0 with done ones, so finding expired leases means reading the
+//! pool's lane 0. A claim does not do that each time: `qtask_pool_ids.lease_check_at` is a
+//! lower bound of the pool's lease expiries (every claim lowers it to its own expiry if
+//! that is earlier; renewals and commits only raise the true minimum), and claims look for
+//! expired leases only once it has passed, then set it to the true minimum again. With
+//! renewals every third of a lease, that is a read of lane 0 about once per lease period.
 //!
 //! Claims and commits hold SQLite's write lock only for statements on one page or two;
 //! what needs no lock (serialising the result, decoding the task) is done outside it, and
@@ -26,7 +34,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -34,6 +42,16 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
 use serde_json::Value;
+
+mod checkpoint;
+mod hot;
+mod schema;
+
+use hot::Hot;
+
+pub(crate) use checkpoint::Checkpoints;
+pub use schema::SCHEMA_VERSION;
+use schema::{SCHEMA, STATE_COLUMNS, lane, lane_cond, lane_sql, migrate_1, migrate_2, quote};
 
 use crate::check_defs;
 use crate::error::{PoolError, Result};
@@ -43,80 +61,25 @@ use crate::sql::{Compiler, Dialect, Param, sqlite_path};
 use crate::status::Status;
 use crate::task::{ClaimedTask, Created, Task};
 
-/// The schema version this build writes in SQLite stores (PostgreSQL and MongoDB stores have
-/// their own, [`crate::SCHEMA_VERSION`]). Version 1 (one `qtask_tasks` table) is migrated on
-/// open; a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 2;
-
 /// The columns [`read_task`] reads, as they are named in [`TASKS`].
 const COLUMNS: &str = "id, def, status, priority, res, attempts, max_attempts, error, \
     lease_owner, lease_expires_at, created_at, started_at, finished_at";
 
-/// Every status, for seeks on the state key when the status is not known.
-const ANY_STATUS: &str = "('waiting', 'running', 'part_done', 'done', 'failed')";
+/// Every lane, for seeks on the state key when the status is not known.
+const ANY_LANE: &str = "lane IN (0, 1, 2, 3)";
 
 /// The task documents: definitions joined to their state. The join terms name the whole
-/// state key, so a lookup by id seeks (five probes, one per status) instead of scanning; the
+/// state key, so a lookup by id seeks (four probes, one per lane) instead of scanning; the
 /// column names are those of the query compiler (`id`, `def`, `status`, `priority`, ...).
 const TASKS: &str = "qtask_defs JOIN qtask_state ON pool = task_pool \
-    AND status IN ('waiting', 'running', 'part_done', 'done', 'failed') \
+    AND lane IN (0, 1, 2, 3) \
     AND prio_null = (priority IS NULL) AND prio = COALESCE(priority, 0) AND id = task_id";
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS qtask_defs (
-    task_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    task_pool INTEGER NOT NULL,
-    def TEXT NOT NULL,
-    def_hash TEXT NOT NULL,
-    priority INTEGER
-);
-CREATE UNIQUE INDEX IF NOT EXISTS qtask_defs_hash ON qtask_defs (task_pool, def_hash);
-CREATE TABLE IF NOT EXISTS qtask_state (
-    pool INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    prio_null INTEGER NOT NULL,
-    prio INTEGER NOT NULL,
-    id INTEGER NOT NULL,
-    res TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    max_attempts INTEGER,
-    claimed_from TEXT,
-    lease_owner TEXT,
-    lease_token TEXT,
-    lease_expires_at INTEGER,
-    error TEXT,
-    created_at INTEGER NOT NULL,
-    started_at INTEGER,
-    finished_at INTEGER,
-    PRIMARY KEY (pool, status, prio_null, prio DESC, id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS qtask_pools (name TEXT PRIMARY KEY, max_attempts INTEGER);
-CREATE TABLE IF NOT EXISTS qtask_pool_ids (pool_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-";
-
-/// Schema 1 to 2: the one task table split into definitions and state. Task ids are kept,
-/// and so is the id counter (ids are never reused, even those of removed tasks).
-const MIGRATE_1_TO_2: &str = "
-INSERT OR IGNORE INTO qtask_pool_ids (name) SELECT DISTINCT pool FROM qtask_tasks;
-INSERT INTO qtask_defs (task_id, task_pool, def, def_hash, priority)
-    SELECT id, pool_id, def, def_hash, priority FROM qtask_tasks JOIN qtask_pool_ids ON name = pool;
-INSERT INTO qtask_state (pool, status, prio_null, prio, id, res, attempts, max_attempts,
-        claimed_from, lease_owner, lease_token, lease_expires_at, error, created_at,
-        started_at, finished_at)
-    SELECT pool_id, status, priority IS NULL, COALESCE(priority, 0), id, res, attempts,
-        max_attempts, claimed_from, lease_owner, lease_token, lease_expires_at, error,
-        created_at, started_at, finished_at FROM qtask_tasks JOIN qtask_pool_ids ON name = pool;
-DELETE FROM sqlite_sequence WHERE name = 'qtask_defs';
-INSERT INTO sqlite_sequence (name, seq)
-    SELECT 'qtask_defs', seq FROM sqlite_sequence WHERE name = 'qtask_tasks';
-DROP TABLE qtask_tasks;
-";
-
-/// The state key of task `?{n}` given its status condition (`status = 'running'`, or
-/// `status IN` [`ANY_STATUS`]): pool, priority and id come from its definition.
-fn locate(pool: &str, status: &str, n: usize) -> String {
+/// The state key of task `?{n}` given its lane condition ([`lane_cond`] or [`ANY_LANE`]):
+/// pool, priority and id come from its definition.
+fn locate(pool: &str, lane: &str, n: usize) -> String {
     format!(
-        "pool = {pool} AND {status} \
+        "pool = {pool} AND {lane} \
          AND prio_null = (SELECT priority IS NULL FROM qtask_defs WHERE task_id = ?{n}) \
          AND prio = (SELECT COALESCE(priority, 0) FROM qtask_defs WHERE task_id = ?{n}) \
          AND id = ?{n}"
@@ -154,36 +117,40 @@ impl TokenKey {
 
 /// The statements of one kind of claim (a claimed-from status and a query condition).
 ///
-/// A claim is a `SELECT` of the best candidate's state row followed by an `UPDATE` of that
-/// one row by its full key: measured against one `UPDATE ... WHERE key = (SELECT ...)
-/// RETURNING ...`, which SQLite runs through two temporary tables (the rows to change, as the
-/// key itself changes, and the rows to return), it is less than half the time of a claim,
-/// all of it inside the write lock.
+/// A claim is a `SELECT` of the best candidate's state row, then the change of that one row
+/// by its full key: measured against one `UPDATE ... WHERE key = (SELECT ...) RETURNING ...`,
+/// which SQLite runs through two temporary tables (the rows to change, as the key itself
+/// changes, and the rows to return), it is less than half the time of a claim, all of it
+/// inside the write lock. A claim that moves the row to lane 0 deletes it and inserts it
+/// again from the values the pick read (see [`HotSql`]): two B-tree seeks, where an `UPDATE`
+/// of the key takes four (find the row, check the new key is free, find the row again,
+/// find the new key's place).
 ///
-/// The pool and status are SQL literals here, not parameters: this SQLite is built with
+/// The pool and lane are SQL literals here, not parameters: this SQLite is built with
 /// STAT4, which re-prepares a statement at every new binding of a parameter compared with
-/// an indexed column, and that re-parse was most of a claim's cost. `quote` makes the pool
-/// name a plain string literal; the status is one of five words.
+/// an indexed column, and that re-parse was most of a claim's cost.
 struct ClaimSql {
-    /// The best fresh task, provided no lease of the pool has expired (an expired lease must
-    /// be dealt with first): the common case in one statement (`?1` now).
-    fresh_unless_expired: String,
-    /// The best fresh task.
+    /// The best task of the origin status, provided the pool's lease check is not due (an
+    /// expired lease must be dealt with first): the common case in one statement (`?1` now).
+    fresh_unless_due: String,
+    /// The best task of the origin status.
     fresh: String,
-    /// Whether any lease of the pool has expired (`?1` now).
-    any_expired: String,
+    /// Whether the pool's lease check is due (`?1` now): see the module documentation.
+    check_due: String,
     /// Marks failed the expired leases that were on their last allowed attempt
     /// (`?1` now, `?2` the pool's attempt limit).
     fail_expired: String,
     /// The best task of this origin status whose lease expired (`?1` now).
     expired: String,
-    /// Claims the fresh task picked (see [`CLAIM_SET`] and [`CLAIM_KEY`]).
-    take_fresh: String,
-    /// Claims the expired task picked, `?10` the error to record.
+    /// Claims the fresh task picked where it is, for origins in lane 0 (see [`CLAIM_SET`]
+    /// and [`CLAIM_KEY`]).
+    take_in_place: String,
+    /// Claims the expired task picked, `?9` the error to record.
     take_expired: String,
 }
 
-/// What a pick reads: the columns of [`read_task`], then the rest of the state key.
+/// What a pick reads: the columns of [`read_task`] (with the times as stored), then the rest
+/// of the state key; [`ClaimSql::new`] adds the pool's lease hint (see [`read_picked`]).
 const PICK_COLUMNS: &str = "id, (SELECT def FROM qtask_defs WHERE task_id = id), status, CASE WHEN prio_null THEN NULL ELSE prio END, \
     res, attempts, max_attempts, error, lease_owner, lease_expires_at, created_at, started_at, \
     finished_at, prio_null, prio";
@@ -193,75 +160,103 @@ const PICK_COLUMNS: &str = "id, (SELECT def FROM qtask_defs WHERE task_id = id),
 const CLAIM_SET: &str = "status = 'running', claimed_from = ?1, attempts = attempts + 1, \
     lease_owner = ?3, lease_token = ?4, lease_expires_at = ?5, started_at = ?2";
 
-/// The rest of the picked row's key, after the pool and status literals: `?6` prio_null,
+/// The rest of the picked row's key, after the pool and lane literals: `?6` prio_null,
 /// `?7` prio, `?8` id.
 const CLAIM_KEY: &str = "prio_null = ?6 AND prio = ?7 AND id = ?8";
 
 impl ClaimSql {
     fn new(pool: &str, status: Status, cond: &str) -> Self {
-        let status = quote(status.as_str());
+        let origin = lane_cond(status);
+        let from_status = quote(status.as_str());
+        let hint = format!("(SELECT lease_check_at FROM qtask_pool_ids WHERE pool_id = {pool})");
         // The state key in claim order: the first match is the best task. A condition on
         // the definition or the priority needs the definitions too; the common empty one
         // reads nothing but the state. The query's parameters start at ?2.
-        let pick = |status_cond: &str| {
+        let pick = |lane_cond: &str| {
             let from = if cond == "1=1" {
                 "qtask_state"
             } else {
                 "qtask_state JOIN qtask_defs ON task_id = id"
             };
             format!(
-                "SELECT {PICK_COLUMNS} FROM {from} \
-                 WHERE pool = {pool} AND {status_cond} AND ({cond}) \
+                "SELECT {PICK_COLUMNS}, {hint} FROM {from} \
+                 WHERE pool = {pool} AND {lane_cond} AND ({cond}) \
                  ORDER BY prio_null, prio DESC, id LIMIT 1"
             )
         };
-        let expired_at = format!(
-            "SELECT 1 FROM qtask_state WHERE pool = {pool} AND status = 'running' \
-             AND lease_expires_at < ?1"
-        );
+        let due = format!("{hint} < ?1");
+        let running = lane_cond(Status::Running);
         ClaimSql {
-            fresh_unless_expired: pick(&format!("status = {status} AND NOT EXISTS ({expired_at})")),
+            fresh_unless_due: pick(&format!("{origin} AND NOT COALESCE({due}, 0)")),
             // `?1` (now) is bound to every pick; this one has no use for it.
-            fresh: pick(&format!("status = {status} AND ?1 IS NOT NULL")),
-            any_expired: format!("SELECT EXISTS ({expired_at})"),
+            fresh: pick(&format!("{origin} AND ?1 IS NOT NULL")),
+            check_due: format!("SELECT COALESCE({due}, 0)"),
             fail_expired: format!(
-                "UPDATE qtask_state SET status = 'failed', finished_at = ?1, \
+                "UPDATE qtask_state SET lane = {failed}, status = 'failed', finished_at = ?1, \
                  error = 'lease expired (held by ' || COALESCE(lease_owner, '?') || ') on attempt ' || attempts || ' of ' || COALESCE(max_attempts, ?2), \
                  lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, claimed_from = NULL \
-                 WHERE pool = {pool} AND status = 'running' AND lease_expires_at < ?1 \
-                 AND attempts >= COALESCE(max_attempts, ?2)"
+                 WHERE pool = {pool} AND {running} AND lease_expires_at < ?1 \
+                 AND attempts >= COALESCE(max_attempts, ?2)",
+                failed = lane(Status::Failed)
             ),
             expired: pick(&format!(
-                "status = 'running' AND claimed_from = {status} AND lease_expires_at < ?1"
+                "{running} AND claimed_from = {from_status} AND lease_expires_at < ?1"
             )),
-            take_fresh: format!(
-                "UPDATE qtask_state SET {CLAIM_SET} \
-                 WHERE pool = {pool} AND status = {status} AND {CLAIM_KEY}"
+            take_in_place: format!(
+                "UPDATE qtask_state SET {CLAIM_SET} WHERE pool = {pool} AND {origin} AND {CLAIM_KEY}"
             ),
             take_expired: format!(
                 "UPDATE qtask_state SET {CLAIM_SET}, error = ?9 \
-                 WHERE pool = {pool} AND status = 'running' AND {CLAIM_KEY}"
+                 WHERE pool = {pool} AND {running} AND {CLAIM_KEY}"
             ),
         }
     }
 }
 
-/// A write transaction begun with `BEGIN IMMEDIATE` through the statement cache (rusqlite's
+/// A task a claim picked, before it is taken.
+struct Picked {
+    raw: RawTask,
+    prio_null: bool,
+    prio: i64,
+    /// `created_at` and `finished_at` as stored, for moving the row.
+    created_ms: i64,
+    finished_ms: Option<i64>,
+    /// The pool's lease hint when the task was picked.
+    hint: Option<i64>,
+}
+
+fn read_picked(r: &Row<'_>) -> rusqlite::Result<Picked> {
+    Ok(Picked {
+        raw: read_task(r)?,
+        prio_null: r.get(13)?,
+        prio: r.get(14)?,
+        created_ms: r.get(10)?,
+        finished_ms: r.get(12)?,
+        hint: r.get(15)?,
+    })
+}
+
+/// A write transaction begun with `BEGIN IMMEDIATE` through the kept statements (rusqlite's
 /// `Transaction` parses `BEGIN` and `COMMIT` afresh each time, a measurable share of a
 /// claim); rolled back when dropped uncommitted.
 struct WriteTx<'c> {
     conn: &'c Connection,
+    hot: &'c mut Hot,
     open: bool,
 }
 
 impl<'c> WriteTx<'c> {
-    fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
-        conn.exec("BEGIN IMMEDIATE", [])?;
-        Ok(WriteTx { conn, open: true })
+    fn begin(db: &'c mut Db) -> rusqlite::Result<Self> {
+        db.hot.begin.execute(&[])?;
+        Ok(WriteTx {
+            conn: &db.conn,
+            hot: &mut db.hot,
+            open: true,
+        })
     }
 
     fn commit(mut self) -> rusqlite::Result<()> {
-        self.conn.exec("COMMIT", [])?;
+        self.hot.commit.execute(&[])?;
         self.open = false;
         Ok(())
     }
@@ -283,9 +278,16 @@ impl Drop for WriteTx<'_> {
     }
 }
 
+/// A connection and the statements kept on it.
+struct Db {
+    /// Declared before `conn`, so the statements are finalized before it closes.
+    hot: Hot,
+    conn: Connection,
+}
+
 /// A pool in a SQLite file.
 pub struct SqlitePool {
-    conn: Mutex<Connection>,
+    db: Mutex<Db>,
     pool: String,
     /// The pool's number in this store (`qtask_pool_ids`): state keys start with it, and
     /// comparing a number is much cheaper than comparing a name (key comparisons were the
@@ -307,170 +309,106 @@ pub struct SqlitePool {
     checkpoints: Checkpoints,
 }
 
-/// WAL frames after which the writer that saw them checkpoints (SQLite's default).
-const CHECKPOINT_FRAMES: i32 = 1000;
-
-/// The WAL hook that replaces SQLite's autocheckpoint: it only records the WAL's length
-/// (`arg` is a [`Checkpoints::frames`]).
-unsafe extern "C" fn record_wal_frames(
-    arg: *mut std::ffi::c_void,
-    _db: *mut rusqlite::ffi::sqlite3,
-    _name: *const std::ffi::c_char,
-    frames: std::ffi::c_int,
-) -> std::ffi::c_int {
-    // SAFETY: `arg` points at the boxed `AtomicI32` of the `Checkpoints` installed on this
-    // connection, which its owner keeps alive for as long as the connection.
-    unsafe { &*(arg as *const AtomicI32) }.store(frames, Ordering::Relaxed);
-    rusqlite::ffi::SQLITE_OK
-}
-
-/// When and how a qtask connection checkpoints the WAL, in place of SQLite's autocheckpoint
-/// (the raw-rate baseline of `qtask bench pool` uses the same, see [`crate::bench`]).
-///
-/// The autocheckpoint is replaced because of what it does with several processes writing
-/// without pause (measured with `qtask bench pool`, 4 workers): a passive checkpoint never
-/// catches up with writers that keep appending, so the WAL is never restarted, keeps
-/// growing, and every later commit starts another checkpoint with its two `fsync`s
-/// (hundreds per second, most of a claim's time). Here a checkpoint is due only once the WAL
-/// grew by [`CHECKPOINT_FRAMES`] since this connection's last one, and it runs in two steps:
-/// a passive one that does the bulk (the `fsync`s included) while the others go on writing,
-/// then a `RESTART` one with at most a few milliseconds of waiting, which copies the few
-/// frames written meanwhile (writers wait that long) and lets the next writer restart the
-/// WAL from its beginning. If a reader stays in the way, it is tried again at the next due
-/// point. SQLite's own checkpoint when the last connection closes remains the backstop.
-pub(crate) struct Checkpoints {
-    /// The WAL's length after the connection's last commit, written by its WAL hook.
-    frames: Box<AtomicI32>,
-    /// `frames` at the last checkpoint.
-    done_at: AtomicI32,
-}
-
-impl Checkpoints {
-    /// Installs the policy on `conn`. The caller must keep the result alive as long as
-    /// `conn` (the connection's WAL hook writes into it).
-    pub(crate) fn install(conn: &Connection) -> Self {
-        let frames = Box::new(AtomicI32::new(0));
-        // SAFETY: a valid handle; the hook only stores into `frames`, which the caller keeps
-        // alive as long as the connection.
-        unsafe {
-            rusqlite::ffi::sqlite3_wal_hook(
-                conn.handle(),
-                Some(record_wal_frames),
-                &*frames as *const AtomicI32 as *mut std::ffi::c_void,
-            );
-        }
-        Checkpoints {
-            frames,
-            done_at: AtomicI32::new(0),
-        }
-    }
-
-    /// Checkpoints if due; call after a write, outside any transaction.
-    pub(crate) fn after_write(&self, conn: &mut Connection) {
-        let frames = self.frames.load(Ordering::Relaxed);
-        let mut last = self.done_at.load(Ordering::Relaxed);
-        if frames < last {
-            // A WAL shorter than at the last checkpoint was restarted since. (A restart by
-            // another process that this one only notices later just delays its next turn.)
-            last = 0;
-            self.done_at.store(0, Ordering::Relaxed);
-        }
-        if frames < last + CHECKPOINT_FRAMES || !conn.is_autocommit() {
-            return;
-        }
-        self.done_at.store(frames, Ordering::Relaxed);
-        if checkpoint(conn, rusqlite::ffi::SQLITE_CHECKPOINT_PASSIVE) {
-            let _ = conn.busy_handler(Some(restart_wait));
-            checkpoint(conn, rusqlite::ffi::SQLITE_CHECKPOINT_RESTART);
-            let _ = conn.busy_handler(Some(busy_wait));
-        }
-    }
-}
-
 /// The connection, locked; on release it checkpoints if due (see [`Checkpoints`]).
 struct ConnGuard<'a> {
-    conn: MutexGuard<'a, Connection>,
+    db: MutexGuard<'a, Db>,
     pool: &'a SqlitePool,
+}
+
+impl ConnGuard<'_> {
+    /// Begins a write transaction.
+    fn write(&mut self) -> rusqlite::Result<WriteTx<'_>> {
+        WriteTx::begin(&mut self.db)
+    }
+
+    /// The connection and its kept statements.
+    fn split(&mut self) -> (&Connection, &mut Hot) {
+        let db = &mut *self.db;
+        (&db.conn, &mut db.hot)
+    }
 }
 
 impl std::ops::Deref for ConnGuard<'_> {
     type Target = Connection;
 
     fn deref(&self) -> &Connection {
-        &self.conn
+        &self.db.conn
     }
 }
 
 impl std::ops::DerefMut for ConnGuard<'_> {
     fn deref_mut(&mut self) -> &mut Connection {
-        &mut self.conn
+        &mut self.db.conn
     }
 }
 
 impl Drop for ConnGuard<'_> {
     fn drop(&mut self) {
-        self.pool.checkpoints.after_write(&mut self.conn);
+        self.pool.checkpoints.after_write(&mut self.db.conn);
     }
 }
 
-/// Busy handler of the `RESTART` step: a few short waits (at most about 2 ms) for the
-/// current writer and readers to finish, then it gives up until the next due point.
-fn restart_wait(count: i32) -> bool {
-    if count >= 20 {
-        return false;
-    }
-    std::thread::sleep(Duration::from_micros(100));
-    true
-}
-
-/// Runs a checkpoint of `mode`; false if another one was running (or it failed: checkpoints
-/// are an optimisation here, SQLite's own on close is the backstop).
-fn checkpoint(conn: &Connection, mode: std::ffi::c_int) -> bool {
-    // SAFETY: a valid connection handle, the main database, no out-pointers.
-    let rc = unsafe {
-        rusqlite::ffi::sqlite3_wal_checkpoint_v2(
-            conn.handle(),
-            std::ptr::null(),
-            mode,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        )
-    };
-    rc == rusqlite::ffi::SQLITE_OK
-}
-
-/// Statements on one task by id, with the pool literal spliced in.
+/// Statements on one task by id, and the pool's lease hint, with the pool literal spliced in.
 struct HotSql {
     /// A fenced commit by the state key in the token (`?1` res, `?2` status, `?3` finished?,
-    /// `?4` now, `?5` id, `?6` token, `?7` prio_null, `?8` prio).
-    commit_keyed: String,
+    /// `?4` now, `?5` id, `?6` token, `?7` prio_null, `?8` prio): `[0]` for a status that
+    /// stays in lane 0 (the row is rewritten where it is), `[1]` for one that moves it.
+    commit_keyed: [String; 2],
     /// A fenced commit, the task found through its definition (`?1`..`?6` as above).
-    commit_fenced: String,
-    /// The same without a token (`?6` unused but bound).
+    commit_fenced: [String; 2],
+    /// The same without a token (`?6` unused but bound), from any lane.
     commit_any: String,
+    /// The first half of moving a claimed task to lane 0 (`?1` lane, `?2` prio_null,
+    /// `?3` prio, `?4` id).
+    take_delete: String,
+    /// The second half: the running task's row (`?1` prio_null, `?2` prio, `?3` id, `?4` res,
+    /// `?5` attempts, `?6` max_attempts, `?7` claimed from, `?8` owner, `?9` token,
+    /// `?10` lease expiry, `?11` error, `?12` created, `?13` started, `?14` finished).
+    take_insert: String,
+    /// Lowers the pool's lease hint to `?1`.
+    lower_hint: String,
+    /// Sets the pool's lease hint to its earliest lease expiry.
+    reset_hint: String,
 }
 
 impl HotSql {
     fn new(pool: &str) -> Self {
-        let commit = |key: &str, fence: &str| {
+        let commit = |key: &str, fence: &str, moves: bool| {
+            let lane = if moves {
+                format!("lane = {}, ", lane_sql("?2"))
+            } else {
+                String::new()
+            };
             format!(
-                "UPDATE qtask_state SET res = ?1, status = ?2, \
+                "UPDATE qtask_state SET {lane}res = ?1, status = ?2, \
                  finished_at = CASE WHEN ?3 THEN ?4 ELSE finished_at END, \
                  lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, claimed_from = NULL \
                  WHERE {key} AND {fence}"
             )
         };
+        let running = lane_cond(Status::Running);
+        let keyed =
+            format!("pool = {pool} AND {running} AND prio_null = ?7 AND prio = ?8 AND id = ?5");
+        let fenced = locate(pool, &running, 5);
         HotSql {
-            commit_keyed: commit(
-                &format!(
-                    "pool = {pool} AND status = 'running' AND prio_null = ?7 AND prio = ?8 AND id = ?5"
-                ),
-                "lease_token = ?6",
+            commit_keyed: [false, true].map(|m| commit(&keyed, "lease_token = ?6", m)),
+            commit_fenced: [false, true].map(|m| commit(&fenced, "lease_token = ?6", m)),
+            commit_any: commit(&locate(pool, ANY_LANE, 5), "?6 IS NULL", true),
+            take_delete: format!(
+                "DELETE FROM qtask_state WHERE pool = {pool} AND lane = ?1 \
+                 AND prio_null = ?2 AND prio = ?3 AND id = ?4"
             ),
-            commit_fenced: commit(&locate(pool, "status = 'running'", 5), "lease_token = ?6"),
-            commit_any: commit(
-                &locate(pool, &format!("status IN {ANY_STATUS}"), 5),
-                "?6 IS NULL",
+            take_insert: format!(
+                "INSERT INTO qtask_state (pool, lane, prio_null, prio, id, status, {STATE_COLUMNS}) \
+                 VALUES ({pool}, {lane}, ?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                lane = lane(Status::Running)
+            ),
+            lower_hint: format!(
+                "UPDATE qtask_pool_ids SET lease_check_at = ?1 WHERE pool_id = {pool}"
+            ),
+            reset_hint: format!(
+                "UPDATE qtask_pool_ids SET lease_check_at = (SELECT min(lease_expires_at) \
+                 FROM qtask_state WHERE pool = {pool} AND {running}) WHERE pool_id = {pool}"
             ),
         }
     }
@@ -501,8 +439,30 @@ pub(crate) fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.set_prepared_statement_cache_capacity(64);
     // Reading the header first: a file that is not a database fails here, before any write.
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
-    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+    enable_wal(conn)?;
     conn.execute_batch("PRAGMA synchronous = NORMAL")
+}
+
+/// How long opening a store keeps starting over while the file is busy.
+const OPEN_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Switches the file to WAL mode. When several processes open a new file at once, each can
+/// hold a read lock while asking for the write lock the switch needs; SQLite then fails one
+/// of them at once ("database is locked") instead of calling the busy handler, as they would
+/// wait on each other. That one lets go of its lock and tries again.
+fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())) {
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && start.elapsed() < OPEN_PATIENCE =>
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// `execute` and `query_row` through the statement cache, so hot paths skip SQL parsing.
@@ -533,10 +493,6 @@ impl Cached for Connection {
 
 /// A SQL string literal (quotes doubled): safe for any text without NUL, which pool names
 /// cannot contain.
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
@@ -607,12 +563,31 @@ impl SqlitePool {
     /// Opens (creating if needed) the store at `path` and binds to pool `pool`.
     pub fn open(path: &Path, pool: &str) -> Result<Self> {
         crate::check_pool_name(pool)?;
+        // Setting up is idempotent, in one transaction. Processes opening a new file at once
+        // can get "database is locked" where SQLite would not let them wait on each other
+        // (seen from the journal-mode switch, see [`enable_wal`]): they start over.
+        let start = std::time::Instant::now();
+        loop {
+            match Self::open_once(path, pool) {
+                Err(PoolError::Sqlite(e))
+                    if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                        && start.elapsed() < OPEN_PATIENCE =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(path: &Path, pool: &str) -> Result<Self> {
         let shown = path.display().to_string();
         let map_open = |e: rusqlite::Error| -> PoolError {
             match e.sqlite_error_code() {
                 Some(ErrorCode::NotADatabase) => PoolError::NotADatabase {
                     path: shown.clone(),
                 },
+                Some(ErrorCode::DatabaseBusy) => PoolError::Sqlite(e),
                 _ => PoolError::Connect {
                     url: format!("sqlite:{shown}"),
                     reason: e.to_string(),
@@ -648,11 +623,15 @@ impl SqlitePool {
                 [],
                 |r| r.get(0),
             )?;
+            // Each migration is one transaction with the version update, so a crash leaves
+            // the old layout intact.
+            if found == 2 {
+                tx.execute_batch(&migrate_2())?;
+            }
             tx.execute_batch(SCHEMA)?;
             if old_table {
-                // Only schema 1 had this table; the migration is one transaction with the
-                // version update, so a crash leaves the old layout intact.
-                tx.execute_batch(MIGRATE_1_TO_2)?;
+                // Only schema 1 had this table.
+                tx.execute_batch(&migrate_1())?;
             }
             if found < SCHEMA_VERSION {
                 tx.execute(
@@ -674,11 +653,13 @@ impl SqlitePool {
         };
         let checkpoints = Checkpoints::install(&conn);
         let pool_literal = pool_id.to_string();
+        let sql = HotSql::new(&pool_literal);
+        let hot = Hot::prepare(&conn, &sql)?;
         Ok(SqlitePool {
-            conn: Mutex::new(conn),
+            db: Mutex::new(Db { hot, conn }),
             pool: pool.to_string(),
             pool_id,
-            sql: HotSql::new(&pool_literal),
+            sql,
             pool_literal,
             claim_sql: Mutex::new(HashMap::new()),
             token_salt: uuid::Uuid::new_v4().as_u64_pair().0,
@@ -696,7 +677,7 @@ impl SqlitePool {
     fn conn(&self) -> ConnGuard<'_> {
         // A panic while holding the lock leaves the connection usable (SQLite rolls back).
         ConnGuard {
-            conn: self.conn.lock().unwrap_or_else(|e| e.into_inner()),
+            db: self.db.lock().unwrap_or_else(|e| e.into_inner()),
             pool: self,
         }
     }
@@ -759,12 +740,12 @@ impl SqlitePool {
 
     /// The state key of task `?{n}` in this pool, whatever its status.
     fn locate_any(&self, n: usize) -> String {
-        locate(&self.pool_literal, &format!("status IN {ANY_STATUS}"), n)
+        locate(&self.pool_literal, ANY_LANE, n)
     }
 
     /// The state key of task `?{n}` in this pool, if it is running.
     fn locate_running(&self, n: usize) -> String {
-        locate(&self.pool_literal, "status = 'running'", n)
+        locate(&self.pool_literal, &lane_cond(Status::Running), n)
     }
 
     /// A fresh lease token: unique across handles (random prefix) and claims (counter).
@@ -798,7 +779,11 @@ impl SqlitePool {
 
     /// The claim of [`TaskPool::fetch_task`] inside the caller's write transaction: the task
     /// as read and its new lease token.
-    fn claim(&self, tx: &Connection, opts: &FetchOptions) -> Result<Option<(RawTask, String)>> {
+    fn claim(
+        &self,
+        tx: &mut WriteTx<'_>,
+        opts: &FetchOptions,
+    ) -> Result<Option<(RawTask, String)>> {
         let now = now_ms();
         // ?1 is now; the query's own parameters follow.
         let mut c = Compiler::new(Dialect::Sqlite, 2);
@@ -806,25 +791,21 @@ impl SqlitePool {
         let sql = self.claim_sql(opts.status, cond);
         let mut args = vec![SqlValue::Integer(now)];
         args.extend(c.params.iter().map(to_sql));
-        let pick = |sql: &str| -> Result<Option<(RawTask, bool, i64)>> {
+        let pick = |tx: &WriteTx<'_>, sql: &str| -> Result<Option<Picked>> {
             Ok(tx
                 .prepare_cached(sql)?
-                .query_row(rusqlite::params_from_iter(args.iter()), |r| {
-                    Ok((read_task(r)?, r.get(13)?, r.get(14)?))
-                })
+                .query_row(rusqlite::params_from_iter(args.iter()), read_picked)
                 .optional()?)
         };
 
-        // Most claims find a fresh task and no expired lease: one statement checks both.
-        if let Some(picked) = pick(&sql.fresh_unless_expired)? {
-            return self
-                .take(tx, &sql.take_fresh, picked, None, now, opts)
-                .map(Some);
+        // Most claims find a fresh task and no lease check due: one statement checks both.
+        if let Some(picked) = pick(tx, &sql.fresh_unless_due)? {
+            return self.take(tx, &sql, picked, None, now, opts).map(Some);
         }
-        let any_expired: bool = tx
-            .prepare_cached(&sql.any_expired)?
+        let due: bool = tx
+            .prepare_cached(&sql.check_due)?
             .query_row(params![now], |r| r.get(0))?;
-        if !any_expired {
+        if !due {
             // Then the first statement found no fresh task either.
             return Ok(None);
         }
@@ -832,34 +813,43 @@ impl SqlitePool {
         // Leases that ran out on their last allowed attempt: the task has failed.
         tx.prepare_cached(&sql.fail_expired)?
             .execute(params![now, pool_max])?;
-        if let Some(picked) = pick(&sql.expired)? {
+        let claimed = if let Some(picked) = pick(tx, &sql.expired)? {
             let error = format!(
                 "lease expired (held by {})",
-                picked.0.task.lease_owner.as_deref().unwrap_or("?")
+                picked.raw.task.lease_owner.as_deref().unwrap_or("?")
             );
-            return self
-                .take(tx, &sql.take_expired, picked, Some(error), now, opts)
-                .map(Some);
-        }
-        match pick(&sql.fresh)? {
-            Some(picked) => self
-                .take(tx, &sql.take_fresh, picked, None, now, opts)
-                .map(Some),
-            None => Ok(None),
-        }
+            Some(self.take(tx, &sql, picked, Some(error), now, opts)?)
+        } else {
+            match pick(tx, &sql.fresh)? {
+                Some(picked) => Some(self.take(tx, &sql, picked, None, now, opts)?),
+                None => None,
+            }
+        };
+        // After the take, so that its own lease counts.
+        tx.exec(&self.sql.reset_hint, [])?;
+        Ok(claimed)
     }
 
-    /// Claims the task a pick found: updates its row by key and returns it as it now is,
-    /// with its lease token (which carries the task's priority key, see [`TokenKey`]).
+    /// Claims the task a pick found and returns it as it now is, with its lease token (which
+    /// carries the task's priority key, see [`TokenKey`]). `expired` is the error to record
+    /// when the task is taken over from an expired lease.
     fn take(
         &self,
-        tx: &Connection,
-        sql: &str,
-        (mut raw, prio_null, prio): (RawTask, bool, i64),
-        error: Option<String>,
+        tx: &mut WriteTx<'_>,
+        sql: &ClaimSql,
+        picked: Picked,
+        expired: Option<String>,
         now: i64,
         opts: &FetchOptions,
     ) -> Result<(RawTask, String)> {
+        let Picked {
+            mut raw,
+            prio_null,
+            prio,
+            created_ms,
+            finished_ms,
+            hint,
+        } = picked;
         let mut token = self.token();
         if prio_null {
             token.push('n');
@@ -871,17 +861,43 @@ impl SqlitePool {
             .map(|l| now.saturating_add(l.as_millis().min(i64::MAX as u128) as i64));
         let id: i64 = raw.task.id.parse().unwrap_or(-1);
         let from = opts.status.as_str();
-        let changed = match &error {
+        let claim = params![from, now, opts.owner, token, expires, prio_null, prio, id];
+        let owner = opts.owner.as_str();
+        let changed = match &expired {
             Some(e) => tx.exec(
-                sql,
+                &sql.take_expired,
                 params![
                     from, now, opts.owner, token, expires, prio_null, prio, id, e
                 ],
             )?,
-            None => tx.exec(
-                sql,
-                params![from, now, opts.owner, token, expires, prio_null, prio, id],
-            )?,
+            None if lane(opts.status) == lane(Status::Running) => {
+                tx.exec(&sql.take_in_place, claim)?
+            }
+            None => {
+                let deleted = tx.hot.take_delete.execute(&[
+                    lane(opts.status).into(),
+                    prio_null.into(),
+                    prio.into(),
+                    id.into(),
+                ])?;
+                let task = &raw.task;
+                deleted.min(tx.hot.take_insert.execute(&[
+                    prio_null.into(),
+                    prio.into(),
+                    id.into(),
+                    raw.res.as_deref().into(),
+                    (i64::from(task.attempts) + 1).into(),
+                    task.max_attempts.map(i64::from).into(),
+                    from.into(),
+                    owner.into(),
+                    token.as_str().into(),
+                    expires.into(),
+                    task.error.as_deref().into(),
+                    created_ms.into(),
+                    now.into(),
+                    finished_ms.into(),
+                ])?)
+            }
         };
         if changed != 1 {
             // Inside the same write transaction as the pick: cannot happen.
@@ -889,14 +905,19 @@ impl SqlitePool {
                 "task {id} changed while claimed"
             )));
         }
+        if let Some(e) = expires
+            && hint.is_none_or(|h| e < h)
+        {
+            tx.hot.lower_hint.execute(&[e.into()])?;
+        }
         raw.status = Status::Running.as_str().to_string();
         let task = &mut raw.task;
         task.attempts += 1;
         task.lease_owner = Some(opts.owner.clone());
         task.lease_expires_at = to_time(expires);
         task.started_at = to_time(Some(now));
-        if error.is_some() {
-            task.error = error;
+        if expired.is_some() {
+            task.error = expired;
         }
         Ok((raw, token))
     }
@@ -913,6 +934,7 @@ impl SqlitePool {
     fn commit_in(
         &self,
         conn: &Connection,
+        hot: &mut Hot,
         n: i64,
         token: Option<&str>,
         res: &str,
@@ -920,26 +942,27 @@ impl SqlitePool {
     ) -> Result<usize> {
         let status = status.unwrap_or(Status::Done);
         let finished = matches!(status, Status::Done | Status::Failed | Status::PartDone);
+        // A running task that stays in lane 0 is rewritten where it is.
+        let moves = usize::from(lane(status) != lane(Status::Running));
         let now = now_ms();
         let base = params![res, status.as_str(), finished, now, n, token];
-        if let Some(key) = token.and_then(TokenKey::parse) {
-            let keyed = params![
-                res,
-                status.as_str(),
-                finished,
-                now,
-                n,
-                token,
-                key.prio_null,
-                key.prio
-            ];
-            let changed = conn.exec(&self.sql.commit_keyed, keyed)?;
+        if let Some((token, key)) = token.and_then(|t| Some((t, TokenKey::parse(t)?))) {
+            let changed = hot.commit_keyed[moves].execute(&[
+                res.into(),
+                status.as_str().into(),
+                finished.into(),
+                now.into(),
+                n.into(),
+                token.into(),
+                key.prio_null.into(),
+                key.prio.into(),
+            ])?;
             if changed > 0 {
                 return Ok(changed);
             }
         }
         let sql = match token {
-            Some(_) => &self.sql.commit_fenced,
+            Some(_) => &self.sql.commit_fenced[moves],
             None => &self.sql.commit_any,
         };
         Ok(conn.exec(sql, base)?)
@@ -986,8 +1009,8 @@ impl TaskPool for SqlitePool {
                  ON CONFLICT (task_pool, def_hash) DO NOTHING",
             )?;
             let mut insert_state = tx.prepare_cached(
-                "INSERT INTO qtask_state (pool, status, prio_null, prio, id, max_attempts, created_at) \
-                 VALUES (?1, 'waiting', 1, 0, ?2, ?3, ?4)",
+                "INSERT INTO qtask_state (pool, lane, prio_null, prio, id, status, max_attempts, created_at) \
+                 VALUES (?1, 1, 1, 0, ?2, 'waiting', ?3, ?4)",
             )?;
             let now = now_ms();
             let max = opts.max_attempts.map(i64::from);
@@ -1037,9 +1060,9 @@ impl TaskPool for SqlitePool {
     }
 
     fn fetch_task(&self, opts: &FetchOptions) -> Result<Option<ClaimedTask>> {
-        let conn = self.conn();
-        let tx = WriteTx::begin(&conn)?;
-        let claimed = self.claim(&tx, opts)?;
+        let mut conn = self.conn();
+        let mut tx = conn.write()?;
+        let claimed = self.claim(&mut tx, opts)?;
         // Committed even when nothing was claimed: it keeps the leases just marked failed.
         tx.commit()?;
         claimed
@@ -1058,15 +1081,15 @@ impl TaskPool for SqlitePool {
         let n = self.id_num(id)?;
         // Everything that needs no lock is done before taking it.
         let res = serde_json::to_string(res)?;
-        let conn = self.conn();
+        let mut conn = self.conn();
         // One write transaction for both: half the commits (and lock hand-overs) per task.
-        let tx = WriteTx::begin(&conn)?;
-        if self.commit_in(&tx, n, Some(token), &res, status)? == 0 {
+        let mut tx = conn.write()?;
+        if self.commit_in(tx.conn, tx.hot, n, Some(token), &res, status)? == 0 {
             let miss = self.miss(&tx, id);
             drop(tx);
             return Err(miss);
         }
-        let claimed = self.claim(&tx, opts)?;
+        let claimed = self.claim(&mut tx, opts)?;
         tx.commit()?;
         claimed
             .map(|(raw, token)| self.claimed(raw, token, opts))
@@ -1099,9 +1122,10 @@ impl TaskPool for SqlitePool {
     ) -> Result<()> {
         let n = self.id_num(id)?;
         let res = serde_json::to_string(res)?;
-        let conn = self.conn();
-        if self.commit_in(&conn, n, token, &res, status)? == 0 {
-            return Err(self.miss(&conn, id));
+        let mut conn = self.conn();
+        let (db, hot) = conn.split();
+        if self.commit_in(db, hot, n, token, &res, status)? == 0 {
+            return Err(self.miss(db, id));
         }
         Ok(())
     }
@@ -1113,13 +1137,14 @@ impl TaskPool for SqlitePool {
             Some(_) => self.locate_running(3),
             None => self.locate_any(3),
         };
+        let back = "COALESCE(?1, CASE WHEN status = 'running' THEN claimed_from END, 'waiting')";
         let changed = conn.exec(
             &format!(
-                "UPDATE qtask_state SET \
-                 status = COALESCE(?1, CASE WHEN status = 'running' THEN claimed_from END, 'waiting'), \
+                "UPDATE qtask_state SET status = {back}, lane = {}, \
                  attempts = CASE WHEN ?4 IS NULL THEN attempts ELSE max(attempts - 1, 0) END, \
                  lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, claimed_from = NULL \
-                 WHERE {key} AND (?4 IS NULL OR lease_token = ?4)"
+                 WHERE {key} AND (?4 IS NULL OR lease_token = ?4)",
+                lane_sql(back)
             ),
             params![status.map(Status::as_str), self.pool_id, n, token],
         )?;
@@ -1133,14 +1158,16 @@ impl TaskPool for SqlitePool {
         let conn = self.conn();
         let n = self.id_num(id)?;
         let pool_max = Self::pool_max_attempts(&conn, &self.pool)?;
+        let next =
+            "CASE WHEN attempts >= COALESCE(max_attempts, ?1) THEN 'failed' ELSE claimed_from END";
         let status: Option<String> = conn
             .row(
                 &format!(
-                    "UPDATE qtask_state SET \
-                     status = CASE WHEN attempts >= COALESCE(max_attempts, ?1) THEN 'failed' ELSE claimed_from END, \
+                    "UPDATE qtask_state SET status = {next}, lane = {}, \
                      finished_at = CASE WHEN attempts >= COALESCE(max_attempts, ?1) THEN ?2 ELSE finished_at END, \
                      error = ?3, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, claimed_from = NULL \
                      WHERE {} AND lease_token = ?6 RETURNING status",
+                    lane_sql(next),
                     self.locate_running(5)
                 ),
                 params![pool_max, now_ms(), error, self.pool_id, n, token],
@@ -1196,8 +1223,11 @@ impl TaskPool for SqlitePool {
     fn reset_status(&self, query: &Query, status: Status) -> Result<u64> {
         self.update_where(
             query,
-            "status = ?2, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, claimed_from = NULL",
-            vec![SqlValue::Text(status.as_str().to_string())],
+            "status = ?2, lane = ?3, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, claimed_from = NULL",
+            vec![
+                SqlValue::Text(status.as_str().to_string()),
+                SqlValue::Integer(lane(status)),
+            ],
         )
     }
 
@@ -1263,7 +1293,7 @@ impl TaskPool for SqlitePool {
     fn retry(&self, query: &Query) -> Result<u64> {
         self.update_where(
             &query.with_status(Status::Failed),
-            "status = 'waiting', attempts = 0, finished_at = NULL",
+            "status = 'waiting', lane = 1, attempts = 0, finished_at = NULL",
             vec![],
         )
     }
