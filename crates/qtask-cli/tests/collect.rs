@@ -3,16 +3,16 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+
 use qtask_collect::PredTable;
 use qtask_record::{RecordStore, RunStatus};
 use serde_json::{Value, json};
 
 fn qtask(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qtask"))
+    common::cmd()
         .args(args)
         .current_dir(cwd)
-        .env_remove("QTASK_TRACKING_URI")
-        .env_remove("MLFLOW_TRACKING_URI")
         .output()
         .expect("run qtask")
 }

@@ -1,32 +1,11 @@
 //! `qtask data ...` and `qtask bench features` through the real binary.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn qtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qtask"))
-        .args(args)
-        .output()
-        .expect("run qtask")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
+mod common;
+use common::{fails_with, ok, qtask};
 
 /// One line on stderr starting with `error: `, exit code 1.
-fn fails_with(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("error: ") && err.contains(needle), "{err}");
-}
-
 fn synth(dir: &Path) {
     let out = qtask(&[
         "data",

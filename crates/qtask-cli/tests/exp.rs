@@ -1,16 +1,16 @@
 //! `qtask exp`: the real binary on a file store written with qtask-record.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
 
 use qtask_record::{RecordStore, RunStatus};
 use serde_json::Value;
 
 fn qtask(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qtask"));
-    cmd.args(args)
-        .env_remove("QTASK_TRACKING_URI")
-        .env_remove("MLFLOW_TRACKING_URI");
+    let mut cmd = common::cmd();
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }

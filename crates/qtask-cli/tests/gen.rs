@@ -1,7 +1,9 @@
 //! `qtask gen` through the real binary: Qlib's fixture, flags, and bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
 
 use serde_json::Value;
 
@@ -10,10 +12,9 @@ fn data() -> PathBuf {
 }
 
 fn qtask(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qtask"))
+    common::cmd()
         .args(args)
         .current_dir(cwd)
-        .env_remove("QTASK_PROVIDER_URI")
         .output()
         .expect("run qtask")
 }

@@ -1,15 +1,16 @@
 //! `qtask manage` through the real binary: the documented JSON shapes and one-line errors.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
 
 use serde_json::{Value, json};
 
 fn qtask(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qtask"))
+    common::cmd()
         .args(args)
         .current_dir(dir)
-        .env_remove("QTASK_STORE")
         .output()
         .expect("run qtask")
 }

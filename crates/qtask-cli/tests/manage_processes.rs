@@ -3,15 +3,12 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::{Value, json};
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_qtask"));
-    c.env_remove("QTASK_STORE");
-    c
-}
+mod common;
+use common::cmd as bin;
 
 fn stores(dir: &std::path::Path) -> Vec<String> {
     let mut v = vec![format!("sqlite:{}", dir.join("pool.db").display())];

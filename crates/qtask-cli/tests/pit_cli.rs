@@ -2,30 +2,9 @@
 //! through the real binary, on Qlib's `roewa_q` fixture.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn qtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qtask"))
-        .args(args)
-        .output()
-        .expect("run qtask")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn fails_with(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("error: ") && err.contains(needle), "{err}");
-}
+mod common;
+use common::{fails_with, ok, qtask};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../qtask-data/tests/data/pit")

@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+
+mod common;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -17,14 +19,11 @@ fn qtask(dir: &Path) -> Command {
 }
 
 fn qtask_on(dir: &Path, store: &str) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_qtask"));
-    c.current_dir(dir)
-        .env("QTASK_STORE", store)
-        .env(
-            "QTASK_TRACKING_URI",
-            format!("file:{}", dir.join("mlruns").display()),
-        )
-        .env_remove("MLFLOW_TRACKING_URI");
+    let mut c = common::cmd();
+    c.current_dir(dir).env("QTASK_STORE", store).env(
+        "QTASK_TRACKING_URI",
+        format!("file:{}", dir.join("mlruns").display()),
+    );
     c
 }
 

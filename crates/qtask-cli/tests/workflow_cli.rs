@@ -3,31 +3,21 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::ok;
 
 use qtask_table::PredTable;
 use serde_json::Value;
 
 fn qtask(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qtask"))
+    common::cmd()
         .args(args)
         .current_dir(dir)
         .env("QTASK_CACHE_DIR", dir.join("cache"))
-        .env_remove("QTASK_TRACKING_URI")
-        .env_remove("MLFLOW_TRACKING_URI")
-        .env_remove("QTASK_STORE")
-        .env_remove("QTASK_PROVIDER_URI")
         .output()
         .expect("run qtask")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
 }
 
 fn fails_with(out: &Output, needle: &str) {

@@ -293,8 +293,6 @@ pub struct SqlitePool {
     /// comparing a number is much cheaper than comparing a name (key comparisons were the
     /// biggest part of a claim's own CPU time).
     pool_id: i64,
-    /// `pool_id` as SQL text (see [`ClaimSql`] for why it is not a parameter).
-    pool_literal: String,
     /// Hot-path statement texts, built once: the pool literal never changes.
     sql: HotSql,
     /// Claim statements by claimed-from status and compiled query condition, so the hot
@@ -652,15 +650,13 @@ impl SqlitePool {
             pool_id
         };
         let checkpoints = Checkpoints::install(&conn);
-        let pool_literal = pool_id.to_string();
-        let sql = HotSql::new(&pool_literal);
+        let sql = HotSql::new(&pool_id.to_string());
         let hot = Hot::prepare(&conn, &sql)?;
         Ok(SqlitePool {
             db: Mutex::new(Db { hot, conn }),
             pool: pool.to_string(),
             pool_id,
             sql,
-            pool_literal,
             claim_sql: Mutex::new(HashMap::new()),
             token_salt: uuid::Uuid::new_v4().as_u64_pair().0,
             token_count: AtomicU64::new(0),
@@ -740,12 +736,12 @@ impl SqlitePool {
 
     /// The state key of task `?{n}` in this pool, whatever its status.
     fn locate_any(&self, n: usize) -> String {
-        locate(&self.pool_literal, ANY_LANE, n)
+        locate(&self.pool_id.to_string(), ANY_LANE, n)
     }
 
     /// The state key of task `?{n}` in this pool, if it is running.
     fn locate_running(&self, n: usize) -> String {
-        locate(&self.pool_literal, &lane_cond(Status::Running), n)
+        locate(&self.pool_id.to_string(), &lane_cond(Status::Running), n)
     }
 
     /// A fresh lease token: unique across handles (random prefix) and claims (counter).
@@ -772,7 +768,7 @@ impl SqlitePool {
         if cache.len() >= CLAIM_SQL_CACHE {
             cache.clear();
         }
-        let sql = Arc::new(ClaimSql::new(&self.pool_literal, status, &key.1));
+        let sql = Arc::new(ClaimSql::new(&self.pool_id.to_string(), status, &key.1));
         cache.insert(key, sql.clone());
         sql
     }
