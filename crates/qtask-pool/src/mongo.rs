@@ -483,7 +483,7 @@ impl TaskPool for MongoPool {
         let mut set = cleared();
         set.insert("res", lit(to_bson(res)?));
         set.insert("status", status.as_str());
-        if matches!(status, Status::Done | Status::Failed | Status::PartDone) {
+        if status.is_finished() {
             set.insert("finished_at", "$$NOW");
         }
         let r = self

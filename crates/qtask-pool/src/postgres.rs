@@ -470,7 +470,7 @@ impl TaskPool for PgPool {
         }
         let n = self.id_num(id)?;
         let new_token = uuid::Uuid::new_v4().simple().to_string();
-        let finished = matches!(status, Status::Done | Status::Failed | Status::PartDone);
+        let finished = status.is_finished();
         let head: Args = vec![
             Box::new(self.pool.clone()),
             Box::new(opts.status.as_str().to_string()),
@@ -547,7 +547,7 @@ impl TaskPool for PgPool {
         let mut client = self.client()?;
         let n = self.id_num(id)?;
         let status = status.unwrap_or(Status::Done);
-        let finished = matches!(status, Status::Done | Status::Failed | Status::PartDone);
+        let finished = status.is_finished();
         let st = self.prepared(
             &mut client,
             "UPDATE qtask_tasks SET res = $1, status = $2, \

@@ -43,6 +43,12 @@ impl Status {
             Status::Failed => "failed",
         }
     }
+
+    /// Whether a commit into this status stamps `finished_at`: the end of a stage of work
+    /// (part_done ends the first stage of the delay trainers), as opposed to waiting or running.
+    pub fn is_finished(self) -> bool {
+        matches!(self, Status::Done | Status::Failed | Status::PartDone)
+    }
 }
 
 impl fmt::Display for Status {
