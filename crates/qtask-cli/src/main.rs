@@ -1,6 +1,7 @@
 //! `qtask`: generate, store, train and collect many model-training tasks.
 
 mod cmd;
+mod flags;
 mod output;
 
 use std::process::ExitCode;

@@ -22,6 +22,7 @@ mod key;
 mod merge;
 mod recorder;
 mod stats;
+mod store_source;
 
 pub use collected::{CollectMap, Collected};
 pub use collector::{Collector, MapCollector, MergeCollector, MergeFn};

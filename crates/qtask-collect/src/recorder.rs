@@ -14,8 +14,8 @@ use crate::collector::Collector;
 use crate::group::Process;
 use crate::{CollectError, CollectMap, Key, Result, SourceError};
 
-/// The artifact every run's task definition is saved as.
-pub const TASK_ARTIFACT: &str = "task.json";
+use qtask_record::names::PRED_ARTIFACT;
+pub use qtask_record::names::TASK_ARTIFACT;
 
 /// A run as a source lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,7 +180,7 @@ impl<'a> RecorderCollector<'a> {
             experiment: experiment.into(),
             key_fn: Box::new(|run| Ok(Key::str(run.id()))),
             filter_fn: None,
-            artifacts: vec![("pred".into(), "pred.parquet".into())],
+            artifacts: vec![("pred".into(), PRED_ARTIFACT.into())],
             statuses: vec!["FINISHED".into()],
             skip_missing: true,
             processes: Vec::new(),

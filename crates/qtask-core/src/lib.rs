@@ -9,6 +9,7 @@ pub mod calendar;
 pub mod canonical;
 pub mod date;
 pub mod error;
+pub mod fsutil;
 pub mod generators;
 pub mod path;
 pub mod placeholder;
@@ -18,7 +19,8 @@ pub use calendar::{Calendar, Segment, ShiftKind, Side, TimeAdjuster};
 pub use canonical::{canonical_json, task_hash};
 pub use error::{CoreError, Result};
 pub use generators::{
-    GridAxis, GridGen, MultiHorizonGen, RollStep, RollType, RollingGen, TaskGen, task_generator,
+    GenSettings, GridAxis, GridGen, MultiHorizonGen, RollStep, RollType, RollingGen, TaskGen,
+    task_generator,
 };
 pub use placeholder::fill_placeholder;
 pub use template::{Template, load_template, resolve_provider_uri};

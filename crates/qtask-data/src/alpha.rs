@@ -127,3 +127,26 @@ pub fn alpha360() -> Vec<(String, String)> {
     f.push(("VOLUME0".into(), "$volume/($volume+1e-12)".into()));
     f
 }
+
+/// The `(name, expression)` pairs of a built-in handler (`Alpha158` or `Alpha360`, any case),
+/// or of the given expressions (each named by itself); `with_label` adds [`DEFAULT_LABEL`].
+pub fn requested_fields(
+    handler: Option<&str>,
+    exprs: &[String],
+    with_label: bool,
+) -> crate::Result<Vec<(String, String)>> {
+    let mut fields = match handler {
+        Some(h) if h.eq_ignore_ascii_case("alpha158") => alpha158(),
+        Some(h) if h.eq_ignore_ascii_case("alpha360") => alpha360(),
+        Some(h) => {
+            return Err(crate::DataError::Invalid(format!(
+                "unknown handler `{h}` (Alpha158 or Alpha360)"
+            )));
+        }
+        None => exprs.iter().map(|e| (e.clone(), e.clone())).collect(),
+    };
+    if with_label {
+        fields.push((DEFAULT_LABEL_NAME.to_string(), DEFAULT_LABEL.to_string()));
+    }
+    Ok(fields)
+}

@@ -1,7 +1,6 @@
 //! Qlib's `.bin` feature files: little-endian f32, the first value is the calendar index of
 //! the second.
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::error::{DataError, Result};
@@ -80,13 +79,5 @@ pub fn write_bin(path: &Path, series: &BinSeries) -> Result<()> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| DataError::io(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+    qtask_core::fsutil::write_atomic(path, bytes).map_err(|e| DataError::io(path, e))
 }

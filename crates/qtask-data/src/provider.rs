@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
+use qtask_core::{Calendar, CoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::binfile::{BinSeries, read_bin};
@@ -19,6 +20,18 @@ pub enum Instruments {
     /// Explicit symbols (any case); limited to their ranges in `instruments/all.txt` when it
     /// lists them.
     List(Vec<String>),
+}
+
+impl Instruments {
+    /// A market or a list of symbols, as a command line names them: the list wins, then the
+    /// market, else the whole market `all`.
+    pub fn select(market: Option<String>, list: Option<Vec<String>>) -> Instruments {
+        match (market, list) {
+            (_, Some(l)) => Instruments::List(l),
+            (Some(m), None) => Instruments::Market(m),
+            (None, None) => Instruments::Market("all".into()),
+        }
+    }
 }
 
 /// An instrument selected for a query, with the date ranges it is listed for.
@@ -55,32 +68,17 @@ impl Provider {
             )));
         }
         let cal_path = root.join("calendars").join("day.txt");
-        let text = std::fs::read_to_string(&cal_path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                DataError::format(&cal_path, "calendar file is missing")
-            } else {
-                DataError::io(&cal_path, e)
-            }
-        })?;
-        let mut calendar = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let d = parse_date(line).ok_or_else(|| {
-                DataError::format(&cal_path, format!("line {}: `{line}` is not a date", i + 1))
-            })?;
-            if calendar.last().is_some_and(|&p| p >= d) {
-                return Err(DataError::format(
-                    &cal_path,
-                    format!("line {}: dates are not strictly ascending", i + 1),
-                ));
-            }
-            calendar.push(d);
+        if !cal_path.exists() {
+            return Err(DataError::format(&cal_path, "calendar file is missing"));
         }
-        if calendar.is_empty() {
-            return Err(DataError::format(&cal_path, "calendar is empty"));
-        }
+        // The one calendar reader (and its date rules) is qtask-core's.
+        let calendar = Calendar::from_file(&cal_path)
+            .map_err(|e| match e {
+                CoreError::Calendar { path, message } => DataError::format(path, message),
+                other => DataError::format(&cal_path, other.to_string()),
+            })?
+            .days()
+            .to_vec();
         Ok(Provider { root, calendar })
     }
 

@@ -15,4 +15,4 @@ pub mod workflow;
 pub use error::{ModelError, Result};
 pub use model::{Fitted, ModelSpec};
 pub use records::RecordSpec;
-pub use workflow::TaskTrain;
+pub use workflow::{TASK_TRAIN, TaskTrain, builtin_registry};

@@ -16,10 +16,7 @@ use crate::signal::{DayRows, IcSummary, long_short, nanmean, nanstd, pearson, sp
 
 /// Record classes `task_train` knows.
 pub const SUPPORTED_RECORDS: &[&str] = &["SignalRecord", "SigAnaRecord"];
-/// Predictions of the test segment (column `score`).
-pub const PRED_ARTIFACT: &str = "pred.parquet";
-/// Raw labels of the test segment (column `label`).
-pub const LABEL_ARTIFACT: &str = "label.parquet";
+pub use qtask_record::names::{LABEL_ARTIFACT, PRED_ARTIFACT};
 /// Daily IC.
 pub const IC_ARTIFACT: &str = "sig_analysis/ic.parquet";
 /// Daily Rank IC.

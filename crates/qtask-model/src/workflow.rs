@@ -2,7 +2,8 @@
 //! fits, saves the model and the fitted processor state, and runs the task's records.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use qtask_core::placeholder::fill_placeholder;
@@ -14,7 +15,7 @@ use qtask_data::frame::Frame;
 use qtask_record::Run;
 use qtask_runner::error::TaskError;
 use qtask_runner::func::TaskContext;
-use qtask_runner::train::Executor;
+use qtask_runner::train::{ExecRegistry, Executor};
 use serde_json::{Map, Value, json};
 
 use crate::error::{ModelError, Result};
@@ -31,6 +32,23 @@ pub const SECONDS_DATA: &str = "qtask.seconds.dataset";
 pub const SECONDS_FIT: &str = "qtask.seconds.fit";
 /// Metric: seconds spent in the records.
 pub const SECONDS_RECORDS: &str = "qtask.seconds.records";
+
+/// The name of the built-in quant task function, the default of workers and trainers.
+pub const TASK_TRAIN: &str = "task_train";
+
+/// Every built-in task function: the runner's own (`echo`) and [`TASK_TRAIN`], reading market
+/// data from `provider_uri` and features through the shared on-disk cache.
+pub fn builtin_registry(provider_uri: Option<&Path>) -> ExecRegistry {
+    let mut r = ExecRegistry::with_builtins();
+    r.register(
+        TASK_TRAIN,
+        Arc::new(TaskTrain {
+            provider_uri: provider_uri.map(Path::to_path_buf),
+            cache: FeatureCache::default_dir().map(FeatureCache::new),
+        }),
+    );
+    r
+}
 
 /// The `task_train` executor.
 #[derive(Debug, Clone, Default)]

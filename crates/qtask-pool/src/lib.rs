@@ -29,7 +29,7 @@ pub use pool::{
 };
 pub use query::{Query, QueryError};
 pub use status::Status;
-pub use store_url::{StoreUrl, open};
+pub use store_url::{DEFAULT_STORE, StoreUrl, open};
 pub use task::{ClaimedTask, Created, Task};
 
 /// The schema version this build writes in PostgreSQL and MongoDB stores; a store with a

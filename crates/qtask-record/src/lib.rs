@@ -22,6 +22,7 @@
 pub mod backend;
 pub mod error;
 pub mod file;
+pub mod names;
 pub mod rest;
 pub mod store;
 pub mod types;

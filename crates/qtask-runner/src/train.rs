@@ -17,10 +17,7 @@ pub const STATUS_KEY: &str = "train_status";
 pub const STATUS_BEGIN: &str = "begin_task_train";
 /// `train_status` once the trainer's `end_train` ran.
 pub const STATUS_END: &str = "end_task_train";
-/// The tag linking a run to its task in the pool.
-pub const TM_ID: &str = "_id in TaskManager";
-/// The artifact holding the task definition.
-pub const TASK_ARTIFACT: &str = "task.json";
+pub use qtask_record::names::{TASK_ARTIFACT, TM_ID};
 
 /// The work of one task inside its run: fit a model and save what it produced, or anything else.
 pub trait Executor: Send + Sync {

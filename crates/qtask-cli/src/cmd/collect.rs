@@ -8,13 +8,13 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use qtask_collect::{
     AverageEnsemble, CollectMap, Collected, Key, PredTable, Process, RecorderCollector,
-    RollingEnsemble, RollingGroup, RunRecord, RunSource, SourceError, path_filter, path_key,
-    process_collect,
+    RollingEnsemble, RollingGroup, RunSource, path_filter, path_key, process_collect,
 };
-use qtask_record::{RecordError, RecordStore};
+use qtask_record::names::PRED_ARTIFACT;
 use serde::Serialize;
 
-use crate::cmd::ensemble::{TableSummary, out_format, write_table};
+use crate::flags::TrackingFlags;
+use crate::output::tables::{TableSummary, out_format, write_table};
 use crate::output::{bar, write_json};
 
 /// How runs are grouped before reducing.
@@ -43,10 +43,8 @@ pub struct CollectArgs {
     /// Experiment whose runs are collected.
     #[arg(long)]
     experiment: String,
-    /// Run store: file:PATH, a folder, or http://host:port [default: $QTASK_TRACKING_URI,
-    /// $MLFLOW_TRACKING_URI, file:mlruns].
-    #[arg(long)]
-    tracking_uri: Option<String>,
+    #[command(flatten)]
+    tracking: TrackingFlags,
     /// Dotted paths making a run's key: into its task.json (`model.class`), or `tags.NAME`,
     /// `params.NAME`. Several paths make a tuple key.
     #[arg(
@@ -80,42 +78,6 @@ pub struct CollectArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
-}
-
-/// The runs store as the collector's source of runs.
-struct StoreSource(RecordStore);
-
-impl RunSource for StoreSource {
-    fn runs(&self, experiment: &str) -> Result<Vec<RunRecord>, SourceError> {
-        let exp = self
-            .0
-            .find_experiment(experiment)?
-            .ok_or_else(|| format!("no experiment `{experiment}` in {}", self.0.uri()))?;
-        Ok(exp
-            .runs(None)?
-            .into_iter()
-            .map(|r| RunRecord {
-                id: r.run_id,
-                status: r.status.as_str().to_string(),
-            })
-            .collect())
-    }
-
-    fn artifact(&self, run_id: &str, path: &str) -> Result<Option<Vec<u8>>, SourceError> {
-        match self.0.run(run_id)?.load_artifact_bytes(path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(RecordError::NoArtifact { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    fn tags(&self, run_id: &str) -> Result<BTreeMap<String, String>, SourceError> {
-        Ok(self.0.run(run_id)?.tags()?)
-    }
-
-    fn params(&self, run_id: &str) -> Result<BTreeMap<String, String>, SourceError> {
-        Ok(self.0.run(run_id)?.params()?)
-    }
 }
 
 /// One table of the result, for the summary.
@@ -178,7 +140,7 @@ pub fn run(args: CollectArgs) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let artifacts = if args.artifacts.is_empty() {
-        vec![("pred".to_string(), "pred.parquet".to_string())]
+        vec![("pred".to_string(), PRED_ARTIFACT.to_string())]
     } else {
         let mut seen = HashSet::new();
         let mut list = Vec::new();
@@ -206,9 +168,7 @@ pub fn run(args: CollectArgs) -> anyhow::Result<()> {
             .collect()
     };
 
-    let store = RecordStore::from_env(args.tracking_uri.as_deref(), false)
-        .context("cannot open the run store")?;
-    let source = StoreSource(store);
+    let source = args.tracking.open(false)?;
     let all_runs = source
         .runs(&args.experiment)
         .map_err(|e| anyhow::anyhow!("{e}"))?;

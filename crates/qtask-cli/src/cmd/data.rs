@@ -161,36 +161,6 @@ fn run_synth(a: SynthArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The `(name, expression)` pairs asked for on the command line.
-pub fn requested_fields(
-    handler: Option<&str>,
-    exprs: &[String],
-    with_label: bool,
-) -> anyhow::Result<Vec<(String, String)>> {
-    let mut fields = match handler {
-        Some(h) if h.eq_ignore_ascii_case("alpha158") => alpha::alpha158(),
-        Some(h) if h.eq_ignore_ascii_case("alpha360") => alpha::alpha360(),
-        Some(h) => bail!("unknown handler `{h}` (Alpha158 or Alpha360)"),
-        None => exprs.iter().map(|e| (e.clone(), e.clone())).collect(),
-    };
-    if with_label {
-        fields.push((
-            alpha::DEFAULT_LABEL_NAME.to_string(),
-            alpha::DEFAULT_LABEL.to_string(),
-        ));
-    }
-    Ok(fields)
-}
-
-/// The instruments selection from `--market` / `--instruments`.
-pub fn selection(market: Option<String>, list: Option<Vec<String>>) -> Instruments {
-    match (market, list) {
-        (_, Some(l)) => Instruments::List(l),
-        (Some(m), None) => Instruments::Market(m),
-        (None, None) => Instruments::Market("all".into()),
-    }
-}
-
 /// Computes a frame with a progress bar over instruments.
 pub fn compute_with_bar(
     provider: &Provider,
@@ -217,10 +187,10 @@ pub fn compute_with_bar(
 
 fn run_features(a: FeaturesArgs) -> anyhow::Result<()> {
     let provider = Provider::open(&a.provider_uri)?;
-    let fields = requested_fields(a.handler.as_deref(), &a.expr, a.with_label)?;
+    let fields = alpha::requested_fields(a.handler.as_deref(), &a.expr, a.with_label)?;
     let program = Program::compile(&fields)?;
     let q = Query {
-        instruments: selection(a.market, a.instruments),
+        instruments: Instruments::select(a.market, a.instruments),
         start: a.start,
         end: a.end,
     };

@@ -14,17 +14,14 @@ use qtask_pool::{
 };
 
 use crate::ExitWith;
+use crate::flags::StoreFlags;
 use crate::output;
-
-/// The store used when neither `--store` nor `QTASK_STORE` is given.
-pub const DEFAULT_STORE: &str = "sqlite:qtask.db";
 
 /// Arguments of `qtask manage`.
 #[derive(Debug, Args)]
 pub struct ManageArgs {
-    /// Task store: sqlite:PATH, postgres://USER@HOST/DB or mongodb://HOST/DB.
-    #[arg(long, env = "QTASK_STORE", default_value = DEFAULT_STORE, global = true)]
-    pub store: String,
+    #[command(flatten)]
+    pub store: StoreFlags,
     /// The task pool (Qlib's collection name); required by every method except `list`.
     #[arg(short = 't', long = "task-pool", global = true)]
     pub pool: Option<String>,
@@ -234,7 +231,7 @@ fn pool_for(args: &ManageArgs, method: &str) -> anyhow::Result<Box<dyn TaskPool>
     let Some(name) = args.pool.as_deref() else {
         bail!("`manage {method}` needs the pool: -t POOL");
     };
-    open(&args.store, name).map_err(anyhow::Error::from)
+    open(&args.store.store, name).map_err(anyhow::Error::from)
 }
 
 fn method_name(m: &Method) -> &'static str {
@@ -269,7 +266,7 @@ pub fn run(args: ManageArgs) -> anyhow::Result<()> {
     let name = method_name(&args.method);
     if let Method::List = args.method {
         // Listing needs a connection but no particular pool.
-        let pool = open(&args.store, args.pool.as_deref().unwrap_or("default"))?;
+        let pool = open(&args.store.store, args.pool.as_deref().unwrap_or("default"))?;
         let names = pool.list()?;
         if args.json {
             return output::write_json(&names, None);

@@ -4,13 +4,13 @@ use std::path::PathBuf;
 
 use clap::Args;
 use qtask_core::load_template;
-use qtask_runner::TrainerKind;
+use qtask_runner::{StopFlag, TrainerKind};
+use qtask_study::{TrainSetup, json_num, load_windows, train_tasks};
 use serde_json::{Value, json};
 
-use crate::cmd::study::{json_num, load_windows};
-use crate::cmd::train::{TrainSetup, run_trainer};
-use crate::cmd::worker::ExecFlags;
+use crate::flags::{ExecFlags, TrackingFlags};
 use crate::output;
+use crate::output::progress::Bars;
 
 /// Arguments of `qtask run`.
 #[derive(Debug, Args)]
@@ -26,39 +26,44 @@ pub struct RunArgs {
     pub provider_uri: Option<PathBuf>,
     #[command(flatten)]
     pub exec: ExecFlags,
+    #[command(flatten)]
+    pub tracking: TrackingFlags,
     /// Print the run and its metrics as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
 /// Runs `qtask run`.
-pub fn run(mut args: RunArgs) -> anyhow::Result<()> {
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let template = load_template(&args.config)?;
     anyhow::ensure!(
         !template.tasks.is_empty(),
         "{}: no task in the config",
         args.config.display()
     );
-    args.exec.provider_uri = Some(qtask_core::resolve_provider_uri(
+    let provider = qtask_core::resolve_provider_uri(
         args.provider_uri.as_deref(),
         template.provider_uri.as_deref(),
-    ));
-    let outcome = run_trainer(
+    );
+    let exec = args.exec.spec(Some(provider))?;
+    let store = args.tracking.open(true)?;
+    let outcome = train_tasks(
+        &store,
         &template.tasks,
         &TrainSetup {
-            exec: &args.exec,
+            exec: &exec,
             kind: TrainerKind::R,
             experiment: &args.experiment,
-            store: "",
-            pool: "",
+            pool: None,
             workers: 1,
             end_train: false,
         },
+        &StopFlag::from_signals()?,
+        &Bars::default(),
     )?;
     if let Some((_, e)) = outcome.failed.first() {
         anyhow::bail!("{e}");
     }
-    let store = args.exec.records()?;
     let windows = load_windows(&store, &args.experiment, Some(&outcome.run_ids()))?;
     let runs: Vec<Value> = windows
         .iter()

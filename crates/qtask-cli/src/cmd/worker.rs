@@ -2,94 +2,39 @@
 //! by `--force-release` to run one task in a fresh child process.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::ProgressBar;
-use qtask_data::cache::FeatureCache;
-use qtask_model::TaskTrain;
 use qtask_pool::{Query, Status, TaskPool};
 use qtask_record::RecordStore;
 use qtask_runner::train::Phase;
 use qtask_runner::{
-    ExecRegistry, Executor, ExternalCommand, RecordedTask, RunEvent, RunOptions, RunSummary,
-    StopFlag, TaskContext, TaskFunc, run_task,
+    ExternalCommand, RecordedTask, RunOptions, RunSummary, StopFlag, TaskContext, TaskFunc,
+    run_task,
 };
+use qtask_study::ExecSpec;
 use serde_json::{Value, json};
 
-use crate::cmd::manage::DEFAULT_STORE;
+use crate::flags::{ExecFlags, StoreFlags, TrackingFlags};
 use crate::output;
-
-/// The task function used when neither `--exec` nor `--func` is given.
-pub const DEFAULT_FUNC: &str = "task_train";
-
-/// How tasks are executed: flags shared by `worker` and `train`.
-#[derive(Debug, Clone, Args)]
-pub struct ExecFlags {
-    /// Run this command for each task (task JSON on stdin, JSON result on stdout).
-    #[arg(long, conflicts_with = "func")]
-    pub exec: Option<String>,
-    /// Run this built-in task function (default: task_train).
-    #[arg(long)]
-    pub func: Option<String>,
-    /// Kill a task's command (and fail the attempt) after this many seconds.
-    #[arg(long, value_name = "SECS")]
-    pub task_timeout: Option<f64>,
-    /// Runs store: file:PATH or http://HOST:PORT [env: QTASK_TRACKING_URI, MLFLOW_TRACKING_URI; default: file:mlruns].
-    #[arg(long)]
-    pub tracking_uri: Option<String>,
-    /// Qlib data folder for `task_train` (set by the command from its own flags).
-    #[arg(skip)]
-    pub provider_uri: Option<PathBuf>,
-}
-
-impl ExecFlags {
-    /// The executor these flags name.
-    pub fn executor(&self) -> anyhow::Result<Arc<dyn Executor>> {
-        if let Some(cmd) = &self.exec {
-            let timeout = self.task_timeout.map(Duration::from_secs_f64);
-            return Ok(Arc::new(ExternalCommand::parse(cmd)?.with_timeout(timeout)));
-        }
-        let name = self.func.as_deref().unwrap_or(DEFAULT_FUNC);
-        Ok(registry(self.provider_uri.as_deref()).get(name)?)
-    }
-
-    /// The runs store.
-    pub fn records(&self) -> anyhow::Result<RecordStore> {
-        RecordStore::from_env(self.tracking_uri.as_deref(), true)
-            .context("cannot open the runs store")
-    }
-}
-
-/// Every built-in task function this binary knows: `echo` and `task_train` (reading market
-/// data from `provider_uri`, features through the shared on-disk cache).
-pub fn registry(provider_uri: Option<&Path>) -> ExecRegistry {
-    let mut r = ExecRegistry::with_builtins();
-    r.register(
-        "task_train",
-        Arc::new(TaskTrain {
-            provider_uri: provider_uri.map(Path::to_path_buf),
-            cache: FeatureCache::default_dir().map(FeatureCache::new),
-        }),
-    );
-    r
-}
+use crate::output::progress::progress_events;
 
 /// Arguments of `qtask worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// Task store: sqlite:PATH, postgres://USER@HOST/DB or mongodb://HOST/DB.
-    #[arg(long, env = "QTASK_STORE", default_value = DEFAULT_STORE)]
-    pub store: String,
+    #[command(flatten)]
+    pub store: StoreFlags,
     /// The task pool to drain.
     #[arg(short = 't', long = "task-pool")]
     pub pool: String,
     #[command(flatten)]
     pub exec: ExecFlags,
+    #[command(flatten)]
+    pub tracking: TrackingFlags,
     /// Experiment the runs go to (default: the pool name).
     #[arg(long)]
     pub experiment: Option<String>,
@@ -146,14 +91,14 @@ fn seconds(s: f64, flag: &str) -> anyhow::Result<Duration> {
 
 /// The task function a worker runs: the recorded task in-process, or the same in a child
 /// process per task with `--force-release`.
-pub fn task_func(
-    exec: &ExecFlags,
+fn task_func(
+    exec: &ExecSpec,
     records: &RecordStore,
     experiment: &str,
     phase: Phase,
     force_release: bool,
 ) -> anyhow::Result<Arc<dyn TaskFunc>> {
-    if force_release && exec.exec.is_none() {
+    if force_release && exec.command.is_none() {
         let me = std::env::current_exe().context("cannot find the qtask binary")?;
         let mut argv = vec![
             me.to_string_lossy().to_string(),
@@ -171,8 +116,7 @@ pub fn task_func(
         if let Some(p) = &exec.provider_uri {
             argv.extend(["--provider-uri".into(), p.to_string_lossy().to_string()]);
         }
-        let child = ExternalCommand::from_argv(argv)?
-            .with_timeout(exec.task_timeout.map(Duration::from_secs_f64));
+        let child = ExternalCommand::from_argv(argv)?.with_timeout(exec.task_timeout);
         return Ok(Arc::new(child));
     }
     Ok(Arc::new(RecordedTask {
@@ -183,36 +127,15 @@ pub fn task_func(
     }))
 }
 
-/// A progress bar driven by run events: one step per task committed or finally failed.
-pub fn progress_events(pb: &ProgressBar) -> impl Fn(&RunEvent) + Sync + '_ {
-    move |e: &RunEvent| match e {
-        RunEvent::Committed { .. }
-        | RunEvent::Failed {
-            status: Status::Failed,
-            ..
-        } => pb.inc(1),
-        RunEvent::Failed { id, error, .. } => {
-            pb.println(format!("task {id} failed (will retry): {error}"))
-        }
-        RunEvent::LeaseLost { id } => {
-            pb.println(format!("task {id}: lease lost; its result was not stored"))
-        }
-        RunEvent::StoreUnavailable { error } => {
-            pb.set_message(format!("store unavailable: {error}"))
-        }
-        _ => {}
-    }
-}
-
 /// Runs `qtask worker`.
-pub fn run(mut args: WorkerArgs) -> anyhow::Result<()> {
-    args.exec.provider_uri = args.provider_uri.clone();
-    let pool: Box<dyn TaskPool> = qtask_pool::open(&args.store, &args.pool)?;
+pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
+    let exec = args.exec.spec(args.provider_uri.clone())?;
+    let pool: Box<dyn TaskPool> = qtask_pool::open(&args.store.store, &args.pool)?;
     let query = Query::parse_str(args.query.as_deref().unwrap_or(""))?;
     let phase = phase(args.before_status, args.after_status)?;
-    let records = args.exec.records()?;
+    let records = args.tracking.open(true)?;
     let experiment = args.experiment.clone().unwrap_or_else(|| args.pool.clone());
-    let func = task_func(&args.exec, &records, &experiment, phase, args.force_release)?;
+    let func = task_func(&exec, &records, &experiment, phase, args.force_release)?;
     let lease = seconds(args.lease, "--lease")?;
     let opts = RunOptions {
         query: query.clone(),
@@ -276,15 +199,14 @@ pub fn run_child(args: WorkerTaskArgs) -> anyhow::Result<()> {
         "end" => Phase::End,
         other => anyhow::bail!("unknown phase {other}"),
     };
-    let exec = ExecFlags {
-        exec: None,
+    let exec = ExecSpec {
         func: args.func,
-        task_timeout: None,
-        tracking_uri: Some(args.tracking_uri),
         provider_uri: args.provider_uri,
+        ..ExecSpec::default()
     };
     let func = RecordedTask {
-        store: exec.records()?,
+        store: RecordStore::from_env(Some(&args.tracking_uri), true)
+            .context("cannot open the runs store")?,
         experiment: args.experiment.clone(),
         exec: exec.executor()?,
         phase,

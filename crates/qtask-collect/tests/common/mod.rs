@@ -2,8 +2,6 @@
 
 #![allow(dead_code)]
 
-pub mod store;
-
 use chrono::NaiveDate;
 use qtask_table::{PredTable, TableBuilder};
 

@@ -4,11 +4,13 @@ mod grid;
 mod horizon;
 mod rolling;
 mod segments;
+mod settings;
 
 pub use grid::{GridAxis, GridGen};
 pub use horizon::MultiHorizonGen;
 pub use rolling::{RollStep, RollType, RollingGen};
 pub use segments::{SEGMENTS_PATH, read_segments, write_segments};
+pub use settings::GenSettings;
 
 use serde_json::Value;
 

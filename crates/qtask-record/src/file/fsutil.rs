@@ -1,43 +1,20 @@
 //! Atomic file writes, the store lock, and directory helpers of the file store.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use crate::error::{RecordError, Result};
 
-/// Marker in temporary file names, so listings can skip files being written.
-pub(crate) const TMP_MARK: &str = ".qtask-tmp-";
-
-/// True for a file name that is one of our in-flight temporary files.
-pub(crate) fn is_temp_name(name: &str) -> bool {
-    name.contains(TMP_MARK)
-}
+pub(crate) use qtask_core::fsutil::is_tmp_name as is_temp_name;
 
 /// Writes `bytes` to `path` through a temporary sibling, fsync and rename: readers (and a
 /// crash) see the old content or the new one, never half of it. Creates missing parents.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| RecordError::io("cannot create", dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}{TMP_MARK}{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(RecordError::io("cannot write", path, e));
-    }
-    Ok(())
+    qtask_core::fsutil::write_atomic(path, bytes)
+        .map_err(|e| RecordError::io("cannot write", path, e))
 }
 
 /// Reads a file; `Ok(None)` when it does not exist.

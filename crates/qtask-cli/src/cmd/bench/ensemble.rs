@@ -57,7 +57,7 @@ struct Report {
 
 /// Peak resident memory (VmHWM) in bytes.
 fn peak_rss() -> u64 {
-    crate::cmd::bench::status_bytes("VmHWM:")
+    super::status_bytes("VmHWM:")
 }
 
 /// Resets VmHWM to the current RSS (Linux: `5` into clear_refs); false when refused.
@@ -166,7 +166,7 @@ pub fn run(args: BenchEnsembleArgs) -> anyhow::Result<()> {
     );
     let days = args.rows.div_ceil(args.instruments);
     let step = ((days as f64) * (1.0 - args.overlap)).ceil().max(1.0) as usize;
-    let baseline = crate::cmd::bench::status_bytes("VmRSS:");
+    let baseline = super::status_bytes("VmRSS:");
     let pb = crate::output::bar(2 * args.windows as u64, "generating");
     let mut rng = Lcg(42);
     let mut rolling_in = Vec::with_capacity(args.windows);

@@ -1,5 +1,9 @@
 //! Output helpers shared by the subcommands: JSON printing, one-line errors, progress bars.
 
+pub mod progress;
+pub mod study;
+pub mod tables;
+
 use std::io::Write;
 use std::path::Path;
 
@@ -28,19 +32,8 @@ pub fn write_json<T: Serialize>(value: &T, out: Option<&Path>) -> anyhow::Result
 
 /// Writes a file through a temporary sibling and a rename, so readers never see half a file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path.file_name().context("output path has no file name")?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    qtask_core::fsutil::write_atomic(path, bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).

@@ -160,7 +160,7 @@ pub fn run(a: BenchPitArgs) -> anyhow::Result<()> {
             write_seconds,
             best_seconds: times.iter().copied().fold(f64::INFINITY, f64::min),
             mean_seconds: times.iter().sum::<f64>() / times.len() as f64,
-            peak_rss_mib: crate::cmd::bench::peak_rss_mib(),
+            peak_rss_mib: super::peak_rss_mib(),
         })
     });
     if a.keep.is_none() {

@@ -1,33 +1,40 @@
 //! `qtask bench ...`: benchmarks behind the performance claims of the README.
 
+mod ensemble;
+mod features;
+mod pit;
+mod pool;
+mod rolling;
+mod runs;
+
 use clap::Subcommand;
 
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Claims per second of W worker processes against the store's raw write rate.
-    Pool(crate::cmd::bench_pool::BenchPoolArgs),
+    Pool(pool::BenchPoolArgs),
     /// Time and peak memory of computing a handler's features.
-    Features(crate::cmd::bench_features::BenchFeaturesArgs),
+    Features(features::BenchFeaturesArgs),
     /// Time and peak memory of the rolling and average ensembles.
-    Ensemble(crate::cmd::bench_ensemble::BenchEnsembleArgs),
+    Ensemble(ensemble::BenchEnsembleArgs),
     /// Runs written, listed and read back per second (file store or tracking server).
-    Runs(crate::cmd::exp::BenchRunsArgs),
+    Runs(runs::BenchRunsArgs),
     /// Time and peak memory of P() over a synthetic point-in-time database.
-    Pit(crate::cmd::bench_pit::BenchPitArgs),
+    Pit(pit::BenchPitArgs),
     /// A whole rolling LightGBM study: total seconds vs seconds inside LightGBM, peak memory.
-    Rolling(crate::cmd::bench_rolling::BenchRollingArgs),
+    Rolling(rolling::BenchRollingArgs),
 }
 
 /// Runs a benchmark.
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
-        BenchCommand::Pool(a) => crate::cmd::bench_pool::run(a),
-        BenchCommand::Features(a) => crate::cmd::bench_features::run(a),
-        BenchCommand::Ensemble(a) => crate::cmd::bench_ensemble::run(a),
-        BenchCommand::Runs(a) => crate::cmd::exp::bench_runs(a),
-        BenchCommand::Pit(a) => crate::cmd::bench_pit::run(a),
-        BenchCommand::Rolling(a) => crate::cmd::bench_rolling::run(a),
+        BenchCommand::Pool(a) => pool::run(a),
+        BenchCommand::Features(a) => features::run(a),
+        BenchCommand::Ensemble(a) => ensemble::run(a),
+        BenchCommand::Runs(a) => runs::run(a),
+        BenchCommand::Pit(a) => pit::run(a),
+        BenchCommand::Rolling(a) => rolling::run(a),
     }
 }
 

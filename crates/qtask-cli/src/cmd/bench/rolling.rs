@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
+use qtask_runner::{StopFlag, TrainerKind};
+use qtask_study::{Example, Study, StudyConfig};
 use serde_json::json;
 
-use crate::cmd::bench::peak_rss_mib;
-use crate::cmd::example::{prepare, rolling_args};
-use crate::cmd::rolling::run_study;
+use super::peak_rss_mib;
+use crate::output::progress::Bars;
 use crate::output::write_json;
 
 /// Arguments of `qtask bench rolling`.
@@ -30,29 +31,34 @@ pub struct BenchRollingArgs {
 /// Runs the benchmark.
 pub fn run(a: BenchRollingArgs) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
-    let dir = a.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
-    let config = prepare(&dir, a.instruments, &a.market, 0)?;
-    let dir = config.parent().map(PathBuf::from).unwrap_or_default();
+    let example = Example {
+        instruments: a.instruments,
+        market: a.market.clone(),
+        ..Example::new(a.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf()))
+    };
+    let bars = Bars::default();
+    let config = example.prepare(&bars)?;
+    let dir = config.out.parent().map(PathBuf::from).unwrap_or_default();
     // A cold feature cache of its own: the study computes its features once, as a first run does.
     let cache = dir.join(format!("cache-{}", std::process::id()));
     // SAFETY: set before any other thread of this process exists.
     unsafe { std::env::set_var("QTASK_CACHE_DIR", &cache) };
-    let mut args = rolling_args(&dir, &config, 1, true)?;
-    args.trainer = qtask_runner::TrainerKind::R;
-    args.experiment = Some(format!("bench-{}", std::process::id()));
+    let config = StudyConfig {
+        trainer: TrainerKind::R,
+        experiment: Some(format!("bench-{}", std::process::id())),
+        ..config
+    };
     let start = Instant::now();
-    let done = run_study(args)?;
+    let done = Study::open(config)?.run(&StopFlag::from_signals()?, &bars)?;
     let total = start.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&cache);
-    let fit = done.summary["seconds"]["model_fit"]
-        .as_f64()
-        .unwrap_or(f64::NAN);
+    let fit = done.timings.model_fit;
     write_json(
         &json!({
             "instruments": a.instruments,
             "market": a.market,
-            "windows": done.summary["tasks"],
-            "ensemble_rows": done.summary["ensemble"]["rows"],
+            "windows": done.tasks.len(),
+            "ensemble_rows": done.ensemble.pred.len(),
             "ensemble_metrics": done.summary["ensemble"]["metrics"],
             "total_secs": total,
             "lightgbm_secs": fit,

@@ -4,10 +4,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use qtask_data::{Program, Provider, Query};
+use qtask_data::{Instruments, Program, Provider, Query, alpha};
 use serde::Serialize;
 
-use crate::cmd::data::{requested_fields, selection};
 use crate::output::write_json;
 
 /// Arguments of `qtask bench features`.
@@ -48,10 +47,10 @@ struct Report {
 /// Runs the benchmark.
 pub fn run(a: BenchFeaturesArgs) -> anyhow::Result<()> {
     let provider = Provider::open(&a.provider_uri)?;
-    let fields = requested_fields(Some(&a.handler), &[], a.with_label)?;
+    let fields = alpha::requested_fields(Some(&a.handler), &[], a.with_label)?;
     let program = Program::compile(&fields)?;
     let q = Query {
-        instruments: selection(a.market, None),
+        instruments: Instruments::select(a.market, None),
         start: None,
         end: None,
     };
@@ -71,7 +70,7 @@ pub fn run(a: BenchFeaturesArgs) -> anyhow::Result<()> {
         threads: qtask_data::features::threads(),
         best_seconds: times.iter().copied().fold(f64::INFINITY, f64::min),
         mean_seconds: times.iter().sum::<f64>() / times.len() as f64,
-        peak_rss_mib: crate::cmd::bench::peak_rss_mib(),
+        peak_rss_mib: super::peak_rss_mib(),
     };
     if a.json {
         write_json(&report, None)

@@ -1,18 +1,17 @@
-//! The runs store (`qtask-record`) as a `RunSource`, the way the CLI wires it.
+//! The runs store ([`RecordStore`]) as a [`RunSource`]: the one way collectors, the CLI and the
+//! study read runs back.
 
 use std::collections::BTreeMap;
 
-use qtask_collect::{RunRecord, RunSource, SourceError};
 use qtask_record::{RecordError, RecordStore};
 
-pub struct StoreSource(pub RecordStore);
+use crate::{RunRecord, RunSource, SourceError};
 
-impl RunSource for StoreSource {
+impl RunSource for RecordStore {
     fn runs(&self, experiment: &str) -> Result<Vec<RunRecord>, SourceError> {
         let exp = self
-            .0
             .find_experiment(experiment)?
-            .ok_or_else(|| format!("no experiment `{experiment}`"))?;
+            .ok_or_else(|| format!("no experiment `{experiment}` in {}", self.uri()))?;
         Ok(exp
             .runs(None)?
             .into_iter()
@@ -24,7 +23,7 @@ impl RunSource for StoreSource {
     }
 
     fn artifact(&self, run_id: &str, path: &str) -> Result<Option<Vec<u8>>, SourceError> {
-        match self.0.run(run_id)?.load_artifact_bytes(path) {
+        match self.run(run_id)?.load_artifact_bytes(path) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(RecordError::NoArtifact { .. }) => Ok(None),
             Err(e) => Err(e.into()),
@@ -32,10 +31,10 @@ impl RunSource for StoreSource {
     }
 
     fn tags(&self, run_id: &str) -> Result<BTreeMap<String, String>, SourceError> {
-        Ok(self.0.run(run_id)?.tags()?)
+        Ok(self.run(run_id)?.tags()?)
     }
 
     fn params(&self, run_id: &str) -> Result<BTreeMap<String, String>, SourceError> {
-        Ok(self.0.run(run_id)?.params()?)
+        Ok(self.run(run_id)?.params()?)
     }
 }
