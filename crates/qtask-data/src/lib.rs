@@ -10,6 +10,7 @@ pub mod dataset;
 pub mod error;
 pub mod expr;
 pub mod features;
+pub mod filter;
 pub mod frame;
 pub mod handler;
 pub mod import;
