@@ -14,6 +14,7 @@ pub mod filter;
 pub mod frame;
 pub mod handler;
 pub mod import;
+pub mod npstat;
 pub mod pit;
 pub mod processor;
 pub mod provider;

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::error::{DataError, Result};
 use crate::frame::Frame;
+use crate::npstat;
 use crate::provider::parse_date;
 
 /// Which columns a processor works on (Qlib's `fields_group`).
@@ -425,30 +426,27 @@ impl Processor {
             shift: Vec::new(),
             scale: Vec::new(),
         };
+        // numpy's float32 statistics, as Qlib fits them on a float32 frame.
         for c in cols {
-            let vals: Vec<f64> = rows
-                .iter()
-                .map(|&r| frame.data[c][r] as f64)
-                .filter(|v| !v.is_nan())
-                .collect();
+            let vals: Vec<f32> = rows.iter().map(|&r| frame.data[c][r]).collect();
             let (shift, scale) = match self.kind {
                 Kind::ZScoreNorm => {
-                    let m = vals.iter().sum::<f64>() / vals.len() as f64;
-                    let sd = (vals.iter().map(|v| (v - m) * (v - m)).sum::<f64>()
-                        / vals.len() as f64)
-                        .sqrt();
+                    let (m, sd) = (npstat::nanmean(&vals), npstat::nanstd(&vals));
                     if sd == 0.0 { (0.0, 1.0) } else { (m, sd) }
                 }
                 Kind::RobustZScoreNorm => {
-                    let med = median(vals.clone());
-                    let mad = median(vals.iter().map(|v| (v - med).abs()).collect());
-                    (med, (mad + 1e-12) * 1.4826)
+                    let med = npstat::nanmedian(&vals);
+                    let dev: Vec<f32> = vals.iter().map(|v| (v - med).abs()).collect();
+                    // Qlib adds EPS (1e-12) then scales by 1.4826, in float32.
+                    let mad = npstat::nanmedian(&dev) + 1e-12;
+                    (med, mad * 1.4826)
                 }
                 _ => {
-                    let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
-                    let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    if vals.is_empty() {
-                        (f64::NAN, f64::NAN)
+                    let finite = vals.iter().copied().filter(|v| !v.is_nan());
+                    let lo = finite.clone().fold(f32::INFINITY, f32::min);
+                    let hi = finite.clone().fold(f32::NEG_INFINITY, f32::max);
+                    if finite.count() == 0 {
+                        (f32::NAN, f32::NAN)
                     } else if lo == hi {
                         (0.0, 1.0)
                     } else {
@@ -456,8 +454,8 @@ impl Processor {
                     }
                 }
             };
-            fitted.shift.push(shift);
-            fitted.scale.push(scale);
+            fitted.shift.push(shift as f64);
+            fitted.scale.push(scale as f64);
         }
         self.fitted = Some(fitted);
     }
@@ -548,12 +546,14 @@ impl Processor {
                         continue;
                     };
                     let robust = self.kind == Kind::RobustZScoreNorm && self.clip_outlier;
+                    // Float32 arithmetic, as numpy on a float32 frame with float32 statistics.
+                    let (shift, scale) = (f.shift[i] as f32, f.scale[i] as f32);
                     for x in frame.data[c].iter_mut() {
-                        let mut y = (*x as f64 - f.shift[i]) / f.scale[i];
+                        let mut y = (*x - shift) / scale;
                         if robust {
                             y = y.clamp(-3.0, 3.0);
                         }
-                        *x = y as f32;
+                        *x = y;
                     }
                 }
             }

@@ -224,6 +224,8 @@ fn what_qlib_cannot_compute_is_refused_with_the_position() {
     assert!(err("And($close, $open > 1)").contains("And (`&`) combines conditions"));
     assert!(err("$close > 1 | $open").contains("Or (`|`) combines conditions"));
     assert!(err("($close > 1) & 2").contains("got `2.0`"));
+    assert!(err("($close > 1) / ($open > 1)").contains("Div of two conditions"));
+    assert!(err("Sub($close > 1, $open > 1)").contains("Sub of two conditions"));
     // An expanding pair window and time resampling fail in Qlib too.
     assert!(err("Corr($close, $open, 0)").contains("Corr's window must be at least 1 day"));
     assert!(err("TResample($close, '1w', 'last')").contains("TResample needs a series indexed"));

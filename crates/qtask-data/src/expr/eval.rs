@@ -513,6 +513,13 @@ fn eval_node(node: &Node, vals: &[Option<Val>], inputs: &Inputs<'_>, len: usize)
         }
         Node::Binary(op, a, b) => {
             let (a, b) = (get(a), get(b));
+            // numpy on two boolean arrays: `+` is or, `*` is and, maximum/minimum too, and the
+            // result stays boolean.
+            let op = match (a.dtype(), b.dtype(), op) {
+                (DType::Bool, DType::Bool, BinaryOp::Add | BinaryOp::Greater) => BinaryOp::Or,
+                (DType::Bool, DType::Bool, BinaryOp::Mul | BinaryOp::Less) => BinaryOp::And,
+                _ => op,
+            };
             let dt = if op.is_boolean() {
                 DType::Bool
             } else {
@@ -542,7 +549,11 @@ fn eval_node(node: &Node, vals: &[Option<Val>], inputs: &Inputs<'_>, len: usize)
         }
         Node::If(c, a, b) => {
             let (cv, av, bv) = (get(c), get(a), get(b));
-            let dt = promote(av, bv);
+            // np.where between two boolean arrays stays boolean.
+            let dt = match (av.dtype(), bv.dtype()) {
+                (DType::Bool, DType::Bool) => DType::Bool,
+                _ => promote(av, bv),
+            };
             let (cx, ax, bx) = (cv.values(len), av.values(len), bv.values(len));
             col(
                 (0..len)

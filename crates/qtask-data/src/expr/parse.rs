@@ -155,6 +155,24 @@ fn check_conditions(src: &str, e: &Expr) -> Result<()> {
                 ));
             }
         }
+        // numpy refuses `-`, `/` and `**` between two boolean arrays.
+        Expr::Binary(op @ (BinaryOp::Sub | BinaryOp::Div | BinaryOp::Power), a, b)
+            if a.is_condition() && b.is_condition() =>
+        {
+            let (name, infix) = match op {
+                BinaryOp::Sub => ("Sub", "-"),
+                BinaryOp::Div => ("Div", "/"),
+                _ => ("Power", "Power"),
+            };
+            let at = if src.contains(name) { name } else { infix };
+            return Err(err(
+                at,
+                format!(
+                    "{name} of two conditions (`{a}`, `{b}`) fails in Qlib (numpy has no \
+                     boolean {name}); use numbers, e.g. If(cond, 1, 0)"
+                ),
+            ));
+        }
         _ => {}
     }
     e.children()
