@@ -17,9 +17,9 @@ use crate::output;
 pub struct RunArgs {
     /// Qlib workflow config (YAML/JSON with `task:`), or a task file.
     pub config: PathBuf,
-    /// Experiment of the run (Qlib's default: workflow).
-    #[arg(long, default_value = "workflow")]
-    pub experiment: String,
+    /// Experiment of the run [default: the config's experiment_name, else workflow].
+    #[arg(long)]
+    pub experiment: Option<String>,
     /// Qlib data folder [default: the config's qlib_init.provider_uri, else
     /// $QTASK_PROVIDER_URI, else ~/.qlib/qlib_data/cn_data].
     #[arg(long)]
@@ -39,6 +39,17 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<()> {
         "{}: no task in the config",
         args.config.display()
     );
+    // Every key checked before a run starts: a config qtask cannot honour fails here, naming
+    // the key and the file, rather than running as something else.
+    for task in &template.tasks {
+        qtask_model::check_task(task)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
+    }
+    let experiment = args
+        .experiment
+        .clone()
+        .or_else(|| template.experiment_name.clone())
+        .unwrap_or_else(|| "workflow".to_string());
     args.exec.provider_uri = Some(qtask_core::resolve_provider_uri(
         args.provider_uri.as_deref(),
         template.provider_uri.as_deref(),
@@ -48,7 +59,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<()> {
         &TrainSetup {
             exec: &args.exec,
             kind: TrainerKind::R,
-            experiment: &args.experiment,
+            experiment: &experiment,
             store: "",
             pool: "",
             workers: 1,
@@ -59,7 +70,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<()> {
         anyhow::bail!("{e}");
     }
     let store = args.exec.records()?;
-    let windows = load_windows(&store, &args.experiment, Some(&outcome.run_ids()))?;
+    let windows = load_windows(&store, &experiment, Some(&outcome.run_ids()))?;
     let runs: Vec<Value> = windows
         .iter()
         .map(|w| {
@@ -71,7 +82,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<()> {
                 })
                 .map(|(k, v)| (k.clone(), json_num(*v)))
                 .collect();
-            json!({"run_id": w.info.run_id, "experiment": args.experiment, "metrics": metrics})
+            json!({"run_id": w.info.run_id, "experiment": experiment, "metrics": metrics})
         })
         .collect();
     if args.json {
@@ -81,7 +92,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<()> {
         println!(
             "run {} (experiment {})",
             r["run_id"].as_str().unwrap_or(""),
-            args.experiment
+            experiment
         );
         for (k, v) in r["metrics"].as_object().into_iter().flatten() {
             let v = v.as_f64().map_or("nan".to_string(), |x| format!("{x:.6}"));
