@@ -52,6 +52,23 @@ fn refused_configs_name_the_file_and_the_key_and_start_no_run() {
         !dir.path().join("mlruns").exists(),
         "no run store was even opened"
     );
+    // What the refusal points to: the same config through an external command, which reads
+    // the task itself (here `cat` hands it back as the result).
+    let config = repo().join("tests/data/qlib_configs/workflow_config_catboost_Alpha158.yaml");
+    let out = ok(&qtask(
+        dir.path(),
+        &[
+            "run",
+            config.to_str().unwrap(),
+            "--exec",
+            "cat",
+            "--tracking-uri",
+            "file:mlruns",
+            "--json",
+        ],
+    ));
+    let runs: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(runs[0]["metrics"]["model.kwargs.max_depth"], 6.0);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::cmd::study::{json_num, load_windows};
 use crate::cmd::train::{TrainSetup, run_trainer};
-use crate::cmd::worker::ExecFlags;
+use crate::cmd::worker::{DEFAULT_FUNC, ExecFlags};
 use crate::output;
 
 /// Arguments of `qtask run`.
@@ -39,9 +39,12 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<()> {
         "{}: no task in the config",
         args.config.display()
     );
-    // Every key checked before a run starts: a config qtask cannot honour fails here, naming
-    // the key and the file, rather than running as something else.
-    for task in &template.tasks {
+    // Every key task_train reads is checked before a run starts: a config it cannot honour
+    // fails here, naming the key and the file, rather than running as something else. (An
+    // `--exec` command reads the task itself.)
+    let builtin = args.exec.exec.is_none()
+        && args.exec.func.as_deref().unwrap_or(DEFAULT_FUNC) == DEFAULT_FUNC;
+    for task in template.tasks.iter().filter(|_| builtin) {
         qtask_model::check_task(task)
             .map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
     }
