@@ -298,11 +298,15 @@ impl Handler {
             .collect())
     }
 
-    /// The fitted processors (infer then learn), serialisable as a run artifact.
+    /// The fitted processors (shared, infer, learn), serialisable as a run artifact.
     pub fn processor_state(&self) -> Value {
-        serde_json::json!({
+        let mut state = serde_json::json!({
             "infer_processors": self.config.infer_processors,
             "learn_processors": self.config.learn_processors,
-        })
+        });
+        if !self.config.shared_processors.is_empty() {
+            state["shared_processors"] = serde_json::json!(self.config.shared_processors);
+        }
+        state
     }
 }
