@@ -255,11 +255,14 @@ fn qrun_trains_one_workflow_and_prints_its_metrics() {
     }
     assert!(runs[0]["metrics"]["IC"].as_f64().unwrap() > 0.02);
 
-    // Bad input: one line naming the problem, non-zero exit, a FAILED run keeping the error.
+    // Bad data (a train segment after the handler's last day): one line naming the problem,
+    // non-zero exit, a FAILED run keeping the error. (A config qtask refuses fails before any
+    // run starts: tests/qlib_configs_cli.rs.)
     let bad = dir.join("bad.yaml");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("class: LGBModel", "class: XGBModel");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "train: [2008-01-01, 2009-12-31]",
+        "train: [2013-01-01, 2013-12-31]",
+    );
     std::fs::write(&bad, text).unwrap();
     let out = qtask(
         dir,
@@ -272,7 +275,7 @@ fn qrun_trains_one_workflow_and_prints_its_metrics() {
             "bad",
         ],
     );
-    fails_with(&out, "unknown model class `XGBModel`");
+    fails_with(&out, "segment `train`");
     let listed = ok(&qtask(
         dir,
         &[

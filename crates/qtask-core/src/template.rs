@@ -1,21 +1,33 @@
 //! Reading task templates from YAML or JSON files.
 //!
 //! A file holds one task (a map), a list of tasks, or a whole Qlib workflow config (a map with
-//! a `task:` key, whose `qlib_init.provider_uri` names the data folder).
+//! a `task:` key, whose `qlib_init.provider_uri` names the data folder). YAML is read as qrun
+//! reads it (YAML 1.2: `yes`/`on` are strings), a `BASE_CONFIG_PATH` is merged in as qrun
+//! merges it, and Jinja2 syntax, which qrun would render first, is refused (see
+//! [`crate::workflow`]).
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use crate::error::{CoreError, Result};
+use crate::workflow::{check_workflow, refuse_jinja, resolve_base_config, update_config};
 
-/// The tasks of a template file and the provider folder it names, if any.
+/// The tasks of a template file and what its workflow config says besides them.
 #[derive(Debug, Clone)]
 pub struct Template {
     /// The task templates, in file order.
     pub tasks: Vec<Value>,
-    /// `qlib_init.provider_uri` of a workflow config (`~` expanded).
+    /// `qlib_init.provider_uri` of a workflow config (`~` expanded; the `day` folder of a
+    /// `{freq: folder}` map).
     pub provider_uri: Option<PathBuf>,
+    /// The top-level `experiment_name` of a workflow config: where `qtask run` records when
+    /// no experiment is given on the command line.
+    pub experiment_name: Option<String>,
+    /// `qlib_init.region` (`cn`, `us` or `tw`).
+    pub region: Option<String>,
+    /// The `BASE_CONFIG_PATH` file merged under this one, as found.
+    pub base_config: Option<PathBuf>,
 }
 
 /// Parses a YAML or JSON document (by extension: `.json` is JSON, anything else YAML, which
@@ -32,7 +44,9 @@ pub fn parse_document(text: &str, path: &Path) -> Result<Value> {
             message: strip_location(&e.to_string()),
         });
     }
-    serde_saphyr::from_str::<Value>(text).map_err(|e| {
+    // qrun reads YAML 1.2 (ruamel): only true/false spellings are booleans.
+    let options = serde_saphyr::options! { strict_booleans: true };
+    serde_saphyr::from_str_with_options::<Value>(text, options).map_err(|e| {
         let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
         CoreError::Parse {
             path: path.to_path_buf(),
@@ -55,28 +69,59 @@ fn first_line(msg: &str) -> String {
     msg.lines().next().unwrap_or_default().trim().to_string()
 }
 
-/// Reads a template file.
-pub fn load_template(path: &Path) -> Result<Template> {
-    let text = std::fs::read_to_string(path).map_err(|source| CoreError::Io {
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| CoreError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    })
+}
+
+/// Reads a template file.
+pub fn load_template(path: &Path) -> Result<Template> {
+    let text = read(path)?;
+    refuse_jinja(&text, path)?;
     let doc = parse_document(&text, path)?;
     template_from_value(doc, path)
+}
+
+/// Merges the config's `BASE_CONFIG_PATH` under it, as qrun does (the base file is read as it
+/// is: qrun neither renders it nor follows its own `BASE_CONFIG_PATH`).
+fn merge_base(doc: Value, path: &Path) -> Result<(Value, Option<PathBuf>)> {
+    let base = match doc.get("BASE_CONFIG_PATH") {
+        // qrun skips an empty value.
+        None | Some(Value::Null) => return Ok((doc, None)),
+        Some(Value::String(s)) if s.is_empty() => return Ok((doc, None)),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            return Err(CoreError::Template(format!(
+                "{}: BASE_CONFIG_PATH: expected a file path, got {other}",
+                path.display()
+            )));
+        }
+    };
+    let base_path = resolve_base_config(&base, path)?;
+    let base_doc = parse_document(&read(&base_path)?, &base_path)?;
+    if !base_doc.is_object() {
+        return Err(CoreError::Template(format!(
+            "{}: BASE_CONFIG_PATH {} is {}, not a workflow config",
+            path.display(),
+            base_path.display(),
+            kind(&base_doc)
+        )));
+    }
+    Ok((update_config(base_doc, doc), Some(base_path)))
 }
 
 /// Interprets a parsed document as a template (see the module docs).
 pub fn template_from_value(doc: Value, path: &Path) -> Result<Template> {
     let where_ = path.display();
-    let (tasks_value, provider_uri) = match doc {
+    let (doc, base_config) = merge_base(doc, path)?;
+    let (tasks_value, settings) = match doc {
         Value::Object(mut map) if map.contains_key("task") => {
-            let provider = map
-                .get("qlib_init")
-                .and_then(|q| q.get("provider_uri"))
-                .and_then(provider_from_value);
-            (map.remove("task").expect("checked"), provider)
+            let settings = check_workflow(&map, path)?;
+            (map.remove("task").expect("checked"), settings)
         }
-        other => (other, None),
+        other => (other, Default::default()),
     };
     let tasks = match tasks_value {
         Value::Array(items) => items,
@@ -108,18 +153,11 @@ pub fn template_from_value(doc: Value, path: &Path) -> Result<Template> {
     }
     Ok(Template {
         tasks,
-        provider_uri,
+        provider_uri: settings.provider_uri,
+        experiment_name: settings.experiment_name,
+        region: settings.region,
+        base_config,
     })
-}
-
-fn provider_from_value(v: &Value) -> Option<PathBuf> {
-    let s = match v {
-        Value::String(s) => s.as_str(),
-        // Qlib also accepts {freq: uri}; daily data is what tasks use.
-        Value::Object(m) => m.get("day").and_then(Value::as_str)?,
-        _ => return None,
-    };
-    Some(expand_home(s))
 }
 
 /// Expands a leading `~/` with `$HOME`.

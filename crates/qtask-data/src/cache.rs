@@ -92,6 +92,11 @@ impl FeatureCache {
                 }
             }
         }
+        for (sym, f) in program.foreign_fields() {
+            files.push(stamp(
+                &provider.symbol_dir(sym).join(format!("{f}.day.bin")),
+            ));
+        }
         let root = provider
             .root()
             .canonicalize()

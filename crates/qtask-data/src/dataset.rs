@@ -106,48 +106,161 @@ pub struct DatasetH {
     /// The loaded, processed handler.
     pub handler: Handler,
     /// Inclusive date ranges by name; `None` is open.
-    pub segments: BTreeMap<String, (Option<NaiveDate>, Option<NaiveDate>)>,
+    pub segments: Segments,
+}
+
+/// Named date ranges, inclusive (`None`: open).
+pub type Segments = BTreeMap<String, (Option<NaiveDate>, Option<NaiveDate>)>;
+
+/// Where the dataset sits in a task; errors name keys from here.
+pub const DATASET_PATH: &str = "dataset";
+
+/// A dataset block of a task, parsed and checked without reading any data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetConfig {
+    /// The handler.
+    pub handler: HandlerConfig,
+    /// The segments.
+    pub segments: Segments,
+}
+
+fn bad(msg: String) -> DataError {
+    DataError::Invalid(msg)
+}
+
+impl DatasetConfig {
+    /// Parses Qlib's dataset block (`{"class": "DatasetH", "module_path": ..., "kwargs":
+    /// {"handler": {...}, "segments": {...}}}`; a bare `{"handler", "segments"}` map is read as
+    /// its kwargs). Every key is implemented or refused with an error naming it: another
+    /// dataset class, `fetch_kwargs`, a segment that is not `[start, end]` dates or ends
+    /// before it starts.
+    pub fn from_value(v: &Value) -> Result<DatasetConfig> {
+        let m = v.as_object().ok_or_else(|| {
+            bad(format!(
+                "{DATASET_PATH}: expected {{class: DatasetH, kwargs: {{handler, segments}}}}, got {v}"
+            ))
+        })?;
+        let kwargs = if m.contains_key("kwargs") || m.contains_key("class") {
+            if let Some(k) = m
+                .keys()
+                .find(|k| !matches!(k.as_str(), "class" | "module_path" | "kwargs"))
+            {
+                return Err(bad(format!(
+                    "{DATASET_PATH}.{k}: unknown key (a dataset has class, module_path and kwargs)"
+                )));
+            }
+            let class = m.get("class").and_then(Value::as_str).unwrap_or("DatasetH");
+            let class = class.strip_prefix("qlib.data.dataset.").unwrap_or(class);
+            if class != "DatasetH" {
+                let why = if class == "TSDatasetH" {
+                    "time-series samples feed neural models, which qtask runs with --exec"
+                } else {
+                    "qtask implements Qlib's DatasetH"
+                };
+                return Err(bad(format!(
+                    "{DATASET_PATH}.class: `{class}` is refused ({why}); supported: DatasetH"
+                )));
+            }
+            match m.get("module_path") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(p)) if p == "qlib.data.dataset" => {}
+                Some(other) => {
+                    return Err(bad(format!(
+                        "{DATASET_PATH}.module_path: `{other}` is refused: DatasetH is Qlib's \
+                         (qlib.data.dataset)"
+                    )));
+                }
+            }
+            m.get("kwargs").and_then(Value::as_object).ok_or_else(|| {
+                bad(format!(
+                    "{DATASET_PATH}.kwargs: expected {{handler, segments}}"
+                ))
+            })?
+        } else {
+            m
+        };
+        let kp = |k: &str| format!("{DATASET_PATH}.kwargs.{k}");
+        for k in kwargs.keys() {
+            match k.as_str() {
+                "handler" | "segments" => {}
+                "fetch_kwargs" => match &kwargs[k] {
+                    Value::Null => {}
+                    Value::Object(f) if f.is_empty() => {}
+                    other => {
+                        return Err(bad(format!(
+                            "{}: `{other}` is refused: qtask fetches segments as Qlib does by \
+                             default",
+                            kp(k)
+                        )));
+                    }
+                },
+                _ => {
+                    return Err(bad(format!(
+                        "{}: unknown keyword (DatasetH takes handler, segments, fetch_kwargs)",
+                        kp(k)
+                    )));
+                }
+            }
+        }
+        let handler_v = kwargs
+            .get("handler")
+            .ok_or_else(|| bad(format!("{}: missing", kp("handler"))))?;
+        let seg_v = kwargs
+            .get("segments")
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                bad(format!(
+                    "{}: missing (a map of name: [start, end])",
+                    kp("segments")
+                ))
+            })?;
+        let mut segments = BTreeMap::new();
+        for (name, range) in seg_v {
+            let path = format!("{}.{name}", kp("segments"));
+            let wrong = || bad(format!("{path}: expected [start, end] dates, got {range}"));
+            let arr = range
+                .as_array()
+                .filter(|a| a.len() == 2)
+                .ok_or_else(wrong)?;
+            let d = |x: &Value| -> Result<Option<NaiveDate>> {
+                match x {
+                    Value::Null => Ok(None),
+                    Value::String(s) => parse_date(s).map(Some).ok_or_else(wrong),
+                    _ => Err(wrong()),
+                }
+            };
+            let (s, e) = (d(&arr[0])?, d(&arr[1])?);
+            if let (Some(s), Some(e)) = (s, e)
+                && e < s
+            {
+                return Err(bad(format!("{path}: ends on {e}, before it starts on {s}")));
+            }
+            segments.insert(name.clone(), (s, e));
+        }
+        if segments.is_empty() {
+            return Err(bad(format!("{}: no segment", kp("segments"))));
+        }
+        Ok(DatasetConfig {
+            handler: HandlerConfig::from_value(handler_v)?,
+            segments,
+        })
+    }
 }
 
 impl DatasetH {
-    /// Builds a dataset from Qlib's dataset block
-    /// (`{"class": "DatasetH", "kwargs": {"handler": {...}, "segments": {...}}}`).
+    /// Builds a dataset from Qlib's dataset block (see [`DatasetConfig::from_value`]).
     pub fn from_value(
         provider: &Provider,
         v: &Value,
         cache: Option<&FeatureCache>,
         tick: &(dyn Fn() + Sync),
     ) -> Result<DatasetH> {
-        let kwargs = v.get("kwargs").unwrap_or(v);
-        let handler_v = kwargs
-            .get("handler")
-            .ok_or_else(|| DataError::Invalid("dataset config has no kwargs.handler".into()))?;
-        let seg_v = kwargs
-            .get("segments")
-            .and_then(Value::as_object)
-            .ok_or_else(|| {
-                DataError::Invalid("dataset config has no kwargs.segments map".into())
-            })?;
-        let mut segments = BTreeMap::new();
-        for (name, range) in seg_v {
-            let bad = || {
-                DataError::Invalid(format!(
-                    "segment `{name}`: expected [start, end] dates, got {range}"
-                ))
-            };
-            let arr = range.as_array().filter(|a| a.len() == 2).ok_or_else(bad)?;
-            let d = |x: &Value| -> Result<Option<NaiveDate>> {
-                match x {
-                    Value::Null => Ok(None),
-                    Value::String(s) => parse_date(s).map(Some).ok_or_else(bad),
-                    _ => Err(bad()),
-                }
-            };
-            segments.insert(name.clone(), (d(&arr[0])?, d(&arr[1])?));
-        }
-        let config = HandlerConfig::from_value(handler_v)?;
-        let handler = Handler::load(provider, &config, cache, tick)?;
-        Ok(DatasetH { handler, segments })
+        let config = DatasetConfig::from_value(v)?;
+        let handler = Handler::load(provider, &config.handler, cache, tick)?;
+        Ok(DatasetH {
+            handler,
+            segments: config.segments,
+        })
     }
 
     /// The rows of one segment from the chosen processed data (Qlib's
@@ -156,7 +269,12 @@ impl DatasetH {
         let (s, e) = self.segment(segment)?;
         let nf = self.handler.n_features;
         Ok(match key {
-            DataKey::Raw => slice(self.handler.raw()?.as_ref(), nf, s, e),
+            DataKey::Raw => slice(
+                self.handler.raw()?.as_ref(),
+                self.handler.raw_n_features(),
+                s,
+                e,
+            ),
             DataKey::Infer => slice(self.handler.infer(), nf, s, e),
             DataKey::Learn => slice(&self.handler.learn(s, e), nf, None, None),
         })
@@ -192,12 +310,18 @@ impl DatasetH {
     /// The rows of one segment, column by column (see [`Columns`]).
     pub fn prepare_columns(&self, segment: &str, key: DataKey) -> Result<Columns> {
         let (s, e) = self.segment(segment)?;
-        let frame = match key {
-            DataKey::Raw => self.handler.raw()?.rows_between(s, e),
-            DataKey::Infer => self.handler.infer().rows_between(s, e),
-            DataKey::Learn => self.handler.learn(s, e),
+        let (frame, nf) = match key {
+            DataKey::Raw => (
+                self.handler.raw()?.rows_between(s, e),
+                self.handler.raw_n_features(),
+            ),
+            DataKey::Infer => (
+                self.handler.infer().rows_between(s, e),
+                self.handler.n_features,
+            ),
+            DataKey::Learn => (self.handler.learn(s, e), self.handler.n_features),
         };
-        Ok(Columns::from_frame(frame, self.handler.n_features))
+        Ok(Columns::from_frame(frame, nf))
     }
 
     fn segment(&self, segment: &str) -> Result<(Option<NaiveDate>, Option<NaiveDate>)> {

@@ -36,6 +36,8 @@ struct Input {
     ds: usize,
     len: usize,
     fields: Vec<Option<Vec<f64>>>,
+    /// `Program::foreign_fields()` over the same days.
+    foreign: Vec<Option<Vec<f64>>>,
     pit: Option<Vec<Option<Vec<f64>>>>,
 }
 
@@ -67,6 +69,43 @@ pub fn compute(
     let (s, e) = resolve_range(provider, q)?;
     let cal = provider.calendar();
     let listed = provider.list_instruments(&q.instruments, cal[s], cal[e - 1])?;
+    compute_listed(provider, program, &listed, (s, e), tick)
+}
+
+/// Checks that every `(instrument, field)` an expression reads from another instrument
+/// exists: Qlib would give NaN for a mistyped symbol; qtask says so instead.
+fn check_foreign(provider: &Provider, program: &Program) -> Result<()> {
+    for (sym, f) in program.foreign_fields() {
+        let dir = provider.symbol_dir(sym);
+        if !dir.is_dir() {
+            return Err(DataError::Invalid(format!(
+                "ChangeInstrument/Mask: instrument {sym} has no data ({} does not exist)",
+                dir.display()
+            )));
+        }
+        let file = dir.join(format!("{f}.day.bin"));
+        if !file.exists() {
+            return Err(DataError::Invalid(format!(
+                "ChangeInstrument/Mask: unknown field ${f} of {sym} ({} does not exist)",
+                file.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// [`compute`] for instruments already listed (with their listed ranges), over calendar
+/// indexes `range = [start, end)`.
+pub fn compute_listed(
+    provider: &Provider,
+    program: &Program,
+    listed: &[Listed],
+    range: (usize, usize),
+    tick: &(dyn Fn() + Sync),
+) -> Result<Frame> {
+    let (s, e) = range;
+    let cal = provider.calendar();
+    check_foreign(provider, program)?;
     let plans: Vec<Plan> = listed
         .par_iter()
         .map(|l| plan_one(provider, program, l, s, e))
@@ -131,6 +170,12 @@ fn plan_one(
         series.push(provider.read_field(&listed.symbol, f)?);
     }
     let missing: Vec<bool> = series.iter().map(Option::is_none).collect();
+    // Another instrument's series are read like the instrument's own: Qlib's rows are the
+    // union of every series' days, theirs included.
+    let nf = series.len();
+    for (sym, f) in program.foreign_fields() {
+        series.push(provider.read_field(sym, f)?);
+    }
     // Only programs with P(...) touch financial/, so ordinary expressions pay nothing.
     let pit = if program.pit_queries().is_empty() {
         None
@@ -162,7 +207,7 @@ fn plan_one(
     if ds >= de {
         return Ok(empty);
     }
-    let fields: Vec<Option<Vec<f64>>> = series
+    let mut fields: Vec<Option<Vec<f64>>> = series
         .iter()
         .map(|b| {
             b.as_ref().map(|b| {
@@ -178,6 +223,7 @@ fn plan_one(
             })
         })
         .collect();
+    let foreign = fields.split_off(nf);
     let cal = provider.calendar();
     let pit = pit.map(|p| p.compute(program, &cal[ds..de]));
     let rows: Vec<usize> = (ds.max(s)..de.min(e))
@@ -196,6 +242,7 @@ fn plan_one(
             ds,
             len: de - ds,
             fields,
+            foreign,
             pit,
         }),
     })
@@ -204,10 +251,14 @@ fn plan_one(
 /// Evaluates one instrument into its row range of every output column.
 fn eval_into(program: &Program, plan: Plan, out: &mut [&mut [f32]]) {
     let Some(input) = plan.input else { return };
-    let cols = match &input.pit {
-        Some(p) => program.eval_with_pit(&input.fields, p, input.len),
-        None => program.eval(&input.fields, input.len),
-    };
+    let cols = program.eval_inputs(
+        &crate::expr::Inputs {
+            fields: &input.fields,
+            foreign: &input.foreign,
+            pits: input.pit.as_deref().unwrap_or(&[]),
+        },
+        input.len,
+    );
     for (dst, c) in out.iter_mut().zip(cols) {
         for (d, &t) in dst.iter_mut().zip(&plan.rows) {
             *d = c[t - input.ds];

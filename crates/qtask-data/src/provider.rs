@@ -20,6 +20,13 @@ pub enum Instruments {
     /// Explicit symbols (any case); limited to their ranges in `instruments/all.txt` when it
     /// lists them.
     List(Vec<String>),
+    /// A market narrowed by Qlib's dynamic filters (`D.instruments(market, filter_pipe)`).
+    Filtered {
+        /// `instruments/<market>.txt`.
+        market: String,
+        /// The filters, applied in order (see [`crate::filter`]).
+        filter_pipe: Vec<crate::filter::DFilter>,
+    },
 }
 
 impl Instruments {
@@ -197,6 +204,24 @@ impl Provider {
                     let spans = clip(&spans);
                     if !spans.is_empty() {
                         out.push(Listed { symbol, spans });
+                    }
+                }
+            }
+            Instruments::Filtered {
+                market,
+                filter_pipe,
+            } => {
+                // Qlib filters over the whole calendar, then the query keeps its own days.
+                let (first, last) = (self.calendar[0], self.calendar[self.calendar.len() - 1]);
+                let all =
+                    self.list_instruments(&Instruments::Market(market.clone()), first, last)?;
+                for l in crate::filter::apply_filters(self, all, filter_pipe)? {
+                    let spans = clip(&l.spans);
+                    if !spans.is_empty() {
+                        out.push(Listed {
+                            symbol: l.symbol,
+                            spans,
+                        });
                     }
                 }
             }

@@ -207,3 +207,96 @@ fn parse_errors_name_the_position() {
     assert!(err("$a > $b > $c").contains("chained comparison"));
     assert!(err("$close # 1").contains("unexpected character `#` at position 7"));
 }
+
+#[test]
+fn what_qlib_cannot_compute_is_refused_with_the_position() {
+    let err = |e: &str| {
+        Program::compile(&[("e".into(), e.into())])
+            .unwrap_err()
+            .to_string()
+    };
+    // numpy's bitwise functions fail on numbers in Qlib.
+    assert_eq!(
+        err("Not($close)"),
+        "expression `Not($close)`: Not needs a condition (e.g. `Not($close > $open)`), got \
+         `$close` at position 0"
+    );
+    assert!(err("And($close, $open > 1)").contains("And (`&`) combines conditions"));
+    assert!(err("$close > 1 | $open").contains("Or (`|`) combines conditions"));
+    assert!(err("($close > 1) & 2").contains("got `2.0`"));
+    assert!(err("($close > 1) / ($open > 1)").contains("Div of two conditions"));
+    assert!(err("Sub($close > 1, $open > 1)").contains("Sub of two conditions"));
+    // An expanding pair window and time resampling fail in Qlib too.
+    assert!(err("Corr($close, $open, 0)").contains("Corr's window must be at least 1 day"));
+    assert!(err("TResample($close, '1w', 'last')").contains("TResample needs a series indexed"));
+    // Strings only where an operator takes one.
+    assert!(err("Rolling($close, 5, 'rank')").contains("unsupported function 'rank'"));
+    assert!(err("Mask($close, 5)").contains("needs a quoted string here"));
+    assert!(err("Mean('SH600000', 5)").contains("takes no string here"));
+    assert!(err("Mask($close, 'SH6 00')").contains("is not an instrument"));
+    assert!(err("Mask($close, 'SH600000").contains("unterminated string"));
+    assert!(err("P(ChangeInstrument('SH600000', $$roe_q))").contains("inside P()"));
+    // Conditions combine, also through If and with 0/1 constants, as in Qlib.
+    for ok in [
+        "Not(If($close > 1, $open > 1, $high > 1))",
+        "And($close > 1, 1)",
+        "Rolling($close, 0.5, 'sum')",
+    ] {
+        Program::compile(&[("e".into(), ok.into())]).unwrap();
+    }
+}
+
+#[test]
+fn generic_rolling_is_the_named_operator() {
+    let x = [1.0, 3.0, NAN, 2.0, 8.0];
+    for (generic, named) in [
+        ("Rolling($x, 3, 'mean')", "Mean($x, 3)"),
+        ("Rolling($x, 0, 'max')", "Max($x, 0)"),
+        ("Rolling($x, 3, 'median')", "Med($x, 3)"),
+        ("Rolling($x, 0.5, 'min')", "EMA($x, 0.5)"),
+    ] {
+        assert_close(&eval(generic, &x, None), &eval(named, &x, None));
+    }
+    let p = Program::compile(&[
+        ("a".into(), "Rolling($x, 3, 'std')".into()),
+        ("b".into(), "Std($x, 3)".into()),
+    ])
+    .unwrap();
+    assert_eq!(p.node_count(), 2, "one shared node for both spellings");
+}
+
+#[test]
+fn other_instruments_are_inputs_of_their_own() {
+    let p = Program::compile(&[
+        (
+            "a".into(),
+            "$close / ChangeInstrument('sh000300', $close)".into(),
+        ),
+        // An inner Mask wins over the outer instrument, as in Qlib.
+        (
+            "b".into(),
+            "ChangeInstrument('SH000300', Mask($open, 'SH600000') + $close)".into(),
+        ),
+    ])
+    .unwrap();
+    assert_eq!(p.fields(), &["close".to_string()]);
+    assert_eq!(
+        p.foreign_fields(),
+        &[
+            ("SH000300".to_string(), "close".to_string()),
+            ("SH600000".to_string(), "open".to_string())
+        ]
+    );
+    let own = [Some(vec![2.0, 4.0])];
+    let foreign = [Some(vec![1.0, 2.0]), Some(vec![10.0, 20.0])];
+    let out = p.eval_inputs(
+        &qtask_data::expr::Inputs {
+            fields: &own,
+            foreign: &foreign,
+            pits: &[],
+        },
+        2,
+    );
+    assert_eq!(out[0], vec![2.0, 2.0]);
+    assert_eq!(out[1], vec![11.0, 22.0]);
+}

@@ -3,6 +3,7 @@
 //! into an experiment run.
 #![warn(missing_docs)]
 
+pub mod check;
 pub mod error;
 pub mod lgb;
 pub mod linear;
@@ -12,6 +13,7 @@ pub mod records;
 pub mod signal;
 pub mod workflow;
 
+pub use check::check_task;
 pub use error::{ModelError, Result};
 pub use model::{Fitted, ModelSpec};
 pub use records::RecordSpec;

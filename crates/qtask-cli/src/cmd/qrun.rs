@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use qtask_core::load_template;
+use qtask_model::TASK_TRAIN;
 use qtask_runner::{StopFlag, TrainerKind};
 use qtask_study::{TrainSetup, json_num, load_windows, train_tasks};
 use serde_json::{Value, json};
@@ -17,9 +18,9 @@ use crate::output::progress::Bars;
 pub struct RunArgs {
     /// Qlib workflow config (YAML/JSON with `task:`), or a task file.
     pub config: PathBuf,
-    /// Experiment of the run (Qlib's default: workflow).
-    #[arg(long, default_value = "workflow")]
-    pub experiment: String,
+    /// Experiment of the run [default: the config's experiment_name, else workflow].
+    #[arg(long)]
+    pub experiment: Option<String>,
     /// Qlib data folder [default: the config's qlib_init.provider_uri, else
     /// $QTASK_PROVIDER_URI, else ~/.qlib/qlib_data/cn_data].
     #[arg(long)]
@@ -41,6 +42,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         "{}: no task in the config",
         args.config.display()
     );
+    // Every key task_train reads is checked before a run starts: a config it cannot honour
+    // fails here, naming the key and the file, rather than running as something else. (An
+    // `--exec` command reads the task itself.)
+    let builtin =
+        args.exec.exec.is_none() && args.exec.func.as_deref().unwrap_or(TASK_TRAIN) == TASK_TRAIN;
+    for task in template.tasks.iter().filter(|_| builtin) {
+        qtask_model::check_task(task)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
+    }
+    let experiment = args
+        .experiment
+        .clone()
+        .or_else(|| template.experiment_name.clone())
+        .unwrap_or_else(|| "workflow".to_string());
     let provider = qtask_core::resolve_provider_uri(
         args.provider_uri.as_deref(),
         template.provider_uri.as_deref(),
@@ -53,7 +68,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         &TrainSetup {
             exec: &exec,
             kind: TrainerKind::R,
-            experiment: &args.experiment,
+            experiment: &experiment,
             pool: None,
             workers: 1,
             end_train: false,
@@ -64,7 +79,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some((_, e)) = outcome.failed.first() {
         anyhow::bail!("{e}");
     }
-    let windows = load_windows(&store, &args.experiment, Some(&outcome.run_ids()))?;
+    let windows = load_windows(&store, &experiment, Some(&outcome.run_ids()))?;
     let runs: Vec<Value> = windows
         .iter()
         .map(|w| {
@@ -76,18 +91,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 })
                 .map(|(k, v)| (k.clone(), json_num(*v)))
                 .collect();
-            json!({"run_id": w.info.run_id, "experiment": args.experiment, "metrics": metrics})
+            json!({"run_id": w.info.run_id, "experiment": experiment, "metrics": metrics})
         })
         .collect();
     if args.json {
         return output::write_json(&runs, None);
     }
     for r in &runs {
-        println!(
-            "run {} (experiment {})",
-            r["run_id"].as_str().unwrap_or(""),
-            args.experiment
-        );
+        println!("run {} (experiment {experiment})", r["run_id"].as_str().unwrap_or(""));
         for (k, v) in r["metrics"].as_object().into_iter().flatten() {
             let v = v.as_f64().map_or("nan".to_string(), |x| format!("{x:.6}"));
             println!("  {k:<24} {v}");

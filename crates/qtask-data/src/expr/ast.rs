@@ -207,6 +207,9 @@ pub enum Expr {
     /// `P(x)` (period `None`) or `PRef(x, period)`: evaluates `x` over the period series
     /// visible on each trading day and yields a daily value.
     Pit(Box<Expr>, Option<u32>),
+    /// `ChangeInstrument('SYMBOL', x)` or `Mask(x, 'SYMBOL')`: `x` computed on another
+    /// instrument's data (upper-case symbol), on the same days.
+    OnInstrument(String, Box<Expr>),
 }
 
 impl Expr {
@@ -216,7 +219,7 @@ impl Expr {
         match self {
             // P collapses its period series to one value per day: no daily look-back.
             Expr::Const(_) | Expr::Field(_) | Expr::PitField(_) | Expr::Pit(..) => (0, 0),
-            Expr::Unary(_, x) => x.extended_window(),
+            Expr::Unary(_, x) | Expr::OnInstrument(_, x) => x.extended_window(),
             Expr::Binary(_, a, b) | Expr::PairRolling(_, a, b, 0) => {
                 max2(a.extended_window(), b.extended_window())
             }
@@ -242,7 +245,6 @@ impl Expr {
                             (l, r + n.unsigned_abs() as usize)
                         }
                     }
-                    (RollOp::Delta, Window::Days(n)) => (l + (*n).max(0) as usize, r),
                     (_, Window::Days(n)) => (l + (*n as usize).saturating_sub(1), r),
                     (_, Window::Alpha(a)) => {
                         let size = ((1e-6f64).ln() / (1.0 - a).ln()) as usize;
@@ -253,11 +255,12 @@ impl Expr {
         }
     }
 
-    /// Collects the `$fields` the expression reads.
+    /// Collects the `$fields` the expression reads from the instrument being computed.
     pub fn fields(&self, out: &mut Vec<String>) {
         match self {
-            // PIT fields live in `financial/`, not in `.day.bin` files.
-            Expr::Const(_) | Expr::PitField(_) | Expr::Pit(..) => {}
+            // PIT fields live in `financial/`, not in `.day.bin` files; another instrument's
+            // fields are `foreign_fields`.
+            Expr::Const(_) | Expr::PitField(_) | Expr::Pit(..) | Expr::OnInstrument(..) => {}
             Expr::Field(f) => {
                 if !out.contains(f) {
                     out.push(f.clone());
@@ -273,6 +276,32 @@ impl Expr {
                 a.fields(out);
                 b.fields(out);
             }
+        }
+    }
+
+    /// The direct subexpressions, in argument order.
+    pub fn children(&self) -> Vec<&Expr> {
+        match self {
+            Expr::Const(_) | Expr::Field(_) | Expr::PitField(_) => vec![],
+            Expr::Unary(_, x)
+            | Expr::Rolling(_, x, _)
+            | Expr::Quantile(x, _, _)
+            | Expr::Pit(x, _)
+            | Expr::OnInstrument(_, x) => vec![x],
+            Expr::Binary(_, a, b) | Expr::PairRolling(_, a, b, _) => vec![a, b],
+            Expr::If(c, a, b) => vec![c, a, b],
+        }
+    }
+
+    /// Whether the value is a numpy boolean array in Qlib (a comparison, `And`, `Or`, `Not`,
+    /// or `If` choosing between two such): what `Not`, `And` and `Or` accept, since Qlib
+    /// computes them with numpy's bitwise functions, which fail on numbers.
+    pub fn is_condition(&self) -> bool {
+        match self {
+            Expr::Binary(op, ..) => op.is_boolean(),
+            Expr::Unary(UnaryOp::Not, _) => true,
+            Expr::If(_, a, b) => a.is_condition() && b.is_condition(),
+            _ => false,
         }
     }
 }
@@ -320,6 +349,7 @@ impl fmt::Display for Expr {
             Expr::PitField(name) => write!(f, "$${name}"),
             Expr::Pit(x, None) => write!(f, "P({x})"),
             Expr::Pit(x, Some(p)) => write!(f, "PRef({x},{p})"),
+            Expr::OnInstrument(s, x) => write!(f, "ChangeInstrument('{s}',{x})"),
         }
     }
 }

@@ -25,6 +25,8 @@ enum DType {
 enum Node {
     Const(f64),
     Field(usize),
+    /// `Program::foreign_fields()[i]`: another instrument's field (`ChangeInstrument`, `Mask`).
+    Foreign(usize),
     Unary(UnaryOp, usize),
     Binary(BinaryOp, usize, usize),
     Rolling(RollOp, usize, Window),
@@ -42,7 +44,11 @@ enum Node {
 impl Node {
     fn children(&self) -> Vec<usize> {
         match *self {
-            Node::Const(_) | Node::Field(_) | Node::PitField(_) | Node::Pit(_) => vec![],
+            Node::Const(_)
+            | Node::Field(_)
+            | Node::Foreign(_)
+            | Node::PitField(_)
+            | Node::Pit(_) => vec![],
             Node::Unary(_, a) | Node::Rolling(_, a, _) | Node::Quantile(a, _, _) => vec![a],
             Node::Binary(_, a, b) | Node::Pair(_, a, b, _) => vec![a, b],
             Node::If(c, a, b) => vec![c, a, b],
@@ -56,6 +62,7 @@ impl Node {
 pub struct Program {
     nodes: Vec<Node>,
     fields: Vec<String>,
+    foreign: Vec<(String, String)>,
     outputs: Vec<usize>,
     names: Vec<String>,
     exprs: Vec<String>,
@@ -85,6 +92,7 @@ impl Program {
         Program {
             nodes: Vec::new(),
             fields: Vec::new(),
+            foreign: Vec::new(),
             outputs: Vec::new(),
             names: Vec::new(),
             exprs: Vec::new(),
@@ -113,7 +121,7 @@ impl Program {
     fn from_pit_expr(e: &Expr) -> Program {
         let mut p = Program::empty();
         p.window = e.extended_window();
-        let id = p.intern(e, &mut HashMap::new());
+        let id = p.intern(e, &mut HashMap::new(), None);
         p.outputs.push(id);
         p.names.push(e.to_string());
         p.exprs.push(e.to_string());
@@ -129,7 +137,7 @@ impl Program {
             let e = parse(text)?;
             let (l, r) = e.extended_window();
             p.window = (p.window.0.max(l), p.window.1.max(r));
-            let id = p.intern(&e, &mut keys);
+            let id = p.intern(&e, &mut keys, None);
             p.outputs.push(id);
             p.names.push(name.clone());
             p.exprs.push(text.clone());
@@ -137,13 +145,34 @@ impl Program {
         Ok(p.finish())
     }
 
-    fn intern(&mut self, e: &Expr, keys: &mut HashMap<String, usize>) -> usize {
-        let key = e.to_string();
+    /// Interns `e` evaluated on the instrument being computed (`on` is `None`) or on
+    /// instrument `on` (inside `ChangeInstrument`/`Mask`; an inner one wins, as in Qlib).
+    fn intern(&mut self, e: &Expr, keys: &mut HashMap<String, usize>, on: Option<&str>) -> usize {
+        let key = match on {
+            Some(sym) => format!("@{sym}:{e}"),
+            None => e.to_string(),
+        };
         if let Some(&id) = keys.get(&key) {
             return id;
         }
         let node = match e {
             Expr::Const(c) => Node::Const(*c),
+            Expr::OnInstrument(sym, x) => {
+                let id = self.intern(x, keys, Some(sym));
+                keys.insert(key, id);
+                return id;
+            }
+            Expr::Field(f) if on.is_some() => {
+                let pair = (on.unwrap_or_default().to_string(), f.clone());
+                let i = match self.foreign.iter().position(|x| *x == pair) {
+                    Some(i) => i,
+                    None => {
+                        self.foreign.push(pair);
+                        self.foreign.len() - 1
+                    }
+                };
+                Node::Foreign(i)
+            }
             Expr::Field(f) => {
                 let i = match self.fields.iter().position(|x| x == f) {
                     Some(i) => i,
@@ -173,44 +202,45 @@ impl Program {
                 });
                 Node::Pit(self.pits.len() - 1)
             }
-            Expr::Unary(op, x) => Node::Unary(*op, self.intern(x, keys)),
+            Expr::Unary(op, x) => Node::Unary(*op, self.intern(x, keys, on)),
             Expr::Binary(op, a, b) => {
-                let a = self.intern(a, keys);
-                let b = self.intern(b, keys);
+                let a = self.intern(a, keys, on);
+                let b = self.intern(b, keys, on);
                 Node::Binary(*op, a, b)
             }
             Expr::Rolling(RollOp::Rsquare, x, Window::Days(n)) if *n != 0 => {
                 // The std mask is its own node so Std(x, N) is shared with other columns.
                 let raw = self.push_node(format!("raw:{key}"), keys, |p, keys| {
-                    Node::Rolling(RollOp::Rsquare, p.intern(x, keys), Window::Days(*n))
+                    Node::Rolling(RollOp::Rsquare, p.intern(x, keys, on), Window::Days(*n))
                 });
                 let sd = self.intern(
                     &Expr::Rolling(RollOp::Std, x.clone(), Window::Days(*n)),
                     keys,
+                    on,
                 );
                 Node::Masked(raw, vec![sd])
             }
-            Expr::Rolling(op, x, w) => Node::Rolling(*op, self.intern(x, keys), *w),
-            Expr::Quantile(x, n, q) => Node::Quantile(self.intern(x, keys), *n as usize, *q),
+            Expr::Rolling(op, x, w) => Node::Rolling(*op, self.intern(x, keys, on), *w),
+            Expr::Quantile(x, n, q) => Node::Quantile(self.intern(x, keys, on), *n as usize, *q),
             Expr::PairRolling(PairRollOp::Corr, a, b, n) => {
                 let raw = self.push_node(format!("raw:{key}"), keys, |p, keys| {
-                    let (ai, bi) = (p.intern(a, keys), p.intern(b, keys));
+                    let (ai, bi) = (p.intern(a, keys, on), p.intern(b, keys, on));
                     Node::Pair(PairRollOp::Corr, ai, bi, *n as usize)
                 });
                 let w = Window::Days(*n);
-                let sa = self.intern(&Expr::Rolling(RollOp::Std, a.clone(), w), keys);
-                let sb = self.intern(&Expr::Rolling(RollOp::Std, b.clone(), w), keys);
+                let sa = self.intern(&Expr::Rolling(RollOp::Std, a.clone(), w), keys, on);
+                let sb = self.intern(&Expr::Rolling(RollOp::Std, b.clone(), w), keys, on);
                 Node::Masked(raw, vec![sa, sb])
             }
             Expr::PairRolling(op, a, b, n) => {
-                let a = self.intern(a, keys);
-                let b = self.intern(b, keys);
+                let a = self.intern(a, keys, on);
+                let b = self.intern(b, keys, on);
                 Node::Pair(*op, a, b, *n as usize)
             }
             Expr::If(c, a, b) => {
-                let c = self.intern(c, keys);
-                let a = self.intern(a, keys);
-                let b = self.intern(b, keys);
+                let c = self.intern(c, keys, on);
+                let a = self.intern(a, keys, on);
+                let b = self.intern(b, keys, on);
                 Node::If(c, a, b)
             }
         };
@@ -237,9 +267,15 @@ impl Program {
         id
     }
 
-    /// The `$fields` read, in first-use order.
+    /// The `$fields` read from the instrument being computed, in first-use order.
     pub fn fields(&self) -> &[String] {
         &self.fields
+    }
+
+    /// The `(SYMBOL, field)` pairs read from other instruments (`ChangeInstrument`, `Mask`),
+    /// in first-use order.
+    pub fn foreign_fields(&self) -> &[(String, String)] {
+        &self.foreign
     }
 
     /// Output column names.
@@ -283,10 +319,23 @@ impl Program {
         pits: &[Option<Vec<f64>>],
         len: usize,
     ) -> Vec<Vec<f32>> {
+        self.eval_inputs(
+            &Inputs {
+                fields,
+                foreign: &[],
+                pits,
+            },
+            len,
+        )
+    }
+
+    /// `eval_with_pit` with the series of `foreign_fields()` too (`None` or absent: NaN), all
+    /// over the same `len` days.
+    pub fn eval_inputs(&self, inputs: &Inputs<'_>, len: usize) -> Vec<Vec<f32>> {
         let mut vals: Vec<Option<Val>> = vec![None; self.nodes.len()];
         let mut out: Vec<Option<Vec<f32>>> = vec![None; self.outputs.len()];
         for (i, node) in self.nodes.iter().enumerate() {
-            let v = eval_node(node, &vals, fields, pits, len);
+            let v = eval_node(node, &vals, inputs, len);
             vals[i] = Some(v);
             for c in node.children() {
                 if self.last_use[c] == i {
@@ -301,6 +350,17 @@ impl Program {
         }
         out.into_iter().map(|c| c.unwrap_or_default()).collect()
     }
+}
+
+/// The input series of one instrument, each over the same days.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// `Program::fields()` of the instrument (`None`: no file).
+    pub fields: &'a [Option<Vec<f64>>],
+    /// `Program::foreign_fields()` (`None`: no file).
+    pub foreign: &'a [Option<Vec<f64>>],
+    /// The daily column of each `Program::pit_queries()`.
+    pub pits: &'a [Option<Vec<f64>>],
 }
 
 #[derive(Debug, Clone)]
@@ -394,13 +454,8 @@ fn apply_binary(op: BinaryOp, x: f64, y: f64) -> f64 {
     }
 }
 
-fn eval_node(
-    node: &Node,
-    vals: &[Option<Val>],
-    fields: &[Option<Vec<f64>>],
-    pits: &[Option<Vec<f64>>],
-    len: usize,
-) -> Val {
+fn eval_node(node: &Node, vals: &[Option<Val>], inputs: &Inputs<'_>, len: usize) -> Val {
+    let (fields, pits) = (inputs.fields, inputs.pits);
     let get = |j: usize| vals[j].as_ref().expect("children are evaluated first");
     match *node {
         Node::Const(c) => Val::Scalar(c),
@@ -422,6 +477,13 @@ fn eval_node(
                 dt: DType::F32,
             }),
             None => col(vec![f64::NAN; len], DType::F32),
+        },
+        Node::Foreign(i) => match inputs.foreign.get(i) {
+            Some(Some(v)) => Val::Col(Column {
+                v: v.clone(),
+                dt: DType::F32,
+            }),
+            _ => col(vec![f64::NAN; len], DType::F32),
         },
         Node::Unary(op, a) => {
             let a = get(a);
@@ -451,6 +513,13 @@ fn eval_node(
         }
         Node::Binary(op, a, b) => {
             let (a, b) = (get(a), get(b));
+            // numpy on two boolean arrays: `+` is or, `*` is and, maximum/minimum too, and the
+            // result stays boolean.
+            let op = match (a.dtype(), b.dtype(), op) {
+                (DType::Bool, DType::Bool, BinaryOp::Add | BinaryOp::Greater) => BinaryOp::Or,
+                (DType::Bool, DType::Bool, BinaryOp::Mul | BinaryOp::Less) => BinaryOp::And,
+                _ => op,
+            };
             let dt = if op.is_boolean() {
                 DType::Bool
             } else {
@@ -480,7 +549,11 @@ fn eval_node(
         }
         Node::If(c, a, b) => {
             let (cv, av, bv) = (get(c), get(a), get(b));
-            let dt = promote(av, bv);
+            // np.where between two boolean arrays stays boolean.
+            let dt = match (av.dtype(), bv.dtype()) {
+                (DType::Bool, DType::Bool) => DType::Bool,
+                _ => promote(av, bv),
+            };
             let (cx, ax, bx) = (cv.values(len), av.values(len), bv.values(len));
             col(
                 (0..len)

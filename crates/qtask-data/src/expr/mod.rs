@@ -7,5 +7,5 @@ pub mod parse;
 pub mod rolling;
 
 pub use ast::Expr;
-pub use eval::{PitQuery, Program};
+pub use eval::{Inputs, PitQuery, Program};
 pub use parse::parse;

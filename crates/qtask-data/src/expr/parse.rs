@@ -2,6 +2,7 @@
 //! and named operators such as `Mean($close, 5)`. Precedence follows Python, which Qlib
 //! evaluates expressions with: comparisons bind loosest, then `|`, `&`, `+ -`, `* /`.
 //! Point-in-time fields `$$name` are only valid inside `P(...)` or `PRef(..., period)`.
+//! Quoted strings are arguments of `Mask`, `ChangeInstrument` and `Rolling` only.
 
 use super::ast::{BinaryOp, Expr, PairRollOp, RollOp, UnaryOp, Window};
 use crate::error::{DataError, Result};
@@ -11,6 +12,9 @@ enum Tok {
     Num(f64),
     Field(String),
     PitField(String),
+    /// A quoted string: an instrument (`Mask`, `ChangeInstrument`) or a function name
+    /// (`Rolling`).
+    Str(String),
     Ident(String),
     LParen,
     RParen,
@@ -33,6 +37,7 @@ pub fn parse(src: &str) -> Result<Expr> {
     match p.peek() {
         Tok::Eof => {
             check_pit(src, &e, false)?;
+            check_conditions(src, &e)?;
             Ok(e)
         }
         t => Err(p.err(p.pos(), format!("unexpected {}", describe(&t)))),
@@ -85,6 +90,21 @@ fn check_pit(src: &str, e: &Expr, inside: bool) -> Result<()> {
             }
             check_pit(src, x, true)
         }
+        Expr::OnInstrument(sym, x) => {
+            if inside {
+                return Err(err(
+                    sym,
+                    "ChangeInstrument()/Mask() cannot be used inside P()/PRef()".into(),
+                ));
+            }
+            if contains_pit(x) {
+                return Err(err(
+                    sym,
+                    "P()/PRef() cannot be used inside ChangeInstrument()/Mask()".into(),
+                ));
+            }
+            check_pit(src, x, inside)
+        }
         Expr::Unary(_, x) | Expr::Rolling(_, x, _) | Expr::Quantile(x, _, _) => {
             check_pit(src, x, inside)
         }
@@ -100,11 +120,76 @@ fn check_pit(src: &str, e: &Expr, inside: bool) -> Result<()> {
     }
 }
 
+/// `Not`, `And` and `Or` are numpy's bitwise functions in Qlib: they fail on numbers, so
+/// only conditions are accepted (a 0/1 constant too, which numpy combines with a condition).
+fn check_conditions(src: &str, e: &Expr) -> Result<()> {
+    let err = |needle: &str, msg: String| DataError::Parse {
+        expr: src.to_string(),
+        pos: src.find(needle).unwrap_or(0),
+        msg,
+    };
+    let bool_const = |x: &Expr| matches!(x, Expr::Const(c) if *c == 0.0 || *c == 1.0);
+    match e {
+        Expr::Unary(UnaryOp::Not, x) if !x.is_condition() => {
+            return Err(err(
+                "Not",
+                format!("Not needs a condition (e.g. `Not($close > $open)`), got `{x}`"),
+            ));
+        }
+        Expr::Binary(op @ (BinaryOp::And | BinaryOp::Or), a, b) => {
+            let (name, infix) = if *op == BinaryOp::And {
+                ("And", "&")
+            } else {
+                ("Or", "|")
+            };
+            if let Some(bad) = [a, b]
+                .into_iter()
+                .find(|x| !x.is_condition() && !bool_const(x))
+            {
+                let at = if src.contains(name) { name } else { infix };
+                return Err(err(
+                    at,
+                    format!(
+                        "{name} (`{infix}`) combines conditions (e.g. `$close > $open`), got `{bad}`"
+                    ),
+                ));
+            }
+        }
+        // numpy refuses `-`, `/` and `**` between two boolean arrays.
+        Expr::Binary(op @ (BinaryOp::Sub | BinaryOp::Div | BinaryOp::Power), a, b)
+            if a.is_condition() && b.is_condition() =>
+        {
+            let (name, infix) = match op {
+                BinaryOp::Sub => ("Sub", "-"),
+                BinaryOp::Div => ("Div", "/"),
+                _ => ("Power", "Power"),
+            };
+            let at = if src.contains(name) { name } else { infix };
+            return Err(err(
+                at,
+                format!(
+                    "{name} of two conditions (`{a}`, `{b}`) fails in Qlib (numpy has no \
+                     boolean {name}); use numbers, e.g. If(cond, 1, 0)"
+                ),
+            ));
+        }
+        _ => {}
+    }
+    e.children()
+        .into_iter()
+        .try_for_each(|c| check_conditions(src, c))
+}
+
+fn contains_pit(e: &Expr) -> bool {
+    matches!(e, Expr::Pit(..) | Expr::PitField(_)) || e.children().into_iter().any(contains_pit)
+}
+
 fn describe(t: &Tok) -> String {
     match t {
         Tok::Num(n) => format!("number {n}"),
         Tok::Field(f) => format!("field ${f}"),
         Tok::PitField(f) => format!("PIT field $${f}"),
+        Tok::Str(s) => format!("string '{s}'"),
         Tok::Ident(i) => format!("name `{i}`"),
         Tok::LParen => "`(`".into(),
         Tok::RParen => "`)`".into(),
@@ -152,6 +237,22 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>> {
                 .parse()
                 .map_err(|_| err(start, format!("bad number `{text}`")))?;
             out.push((Tok::Num(v), start));
+            continue;
+        }
+        if c == '\'' || c == '"' {
+            i += 1;
+            let body_start = i;
+            while i < chars.len() && chars[i] != c {
+                i += 1;
+            }
+            if i == chars.len() {
+                return Err(err(
+                    start,
+                    format!("unterminated string (missing closing {c})"),
+                ));
+            }
+            out.push((Tok::Str(chars[body_start..i].iter().collect()), start));
+            i += 1;
             continue;
         }
         if c == '$' {
@@ -267,6 +368,10 @@ fn lookup(name: &str) -> Option<(Kind, &'static str)> {
         "If" => (If, "(cond, x, y)"),
         "P" => (Pit, "(x)"),
         "PRef" => (PitRef, "(x, period)"),
+        "Mask" => (Mask, "(x, 'instrument')"),
+        "ChangeInstrument" => (ChangeInstrument, "('instrument', x)"),
+        "Rolling" => (RollingFunc, "(x, N, 'func')"),
+        "TResample" => (TResample, "(x, freq, func)"),
         _ => return None,
     })
 }
@@ -281,6 +386,16 @@ enum Kind {
     If,
     Pit,
     PitRef,
+    Mask,
+    ChangeInstrument,
+    RollingFunc,
+    TResample,
+}
+
+/// One argument of an operator call: an expression, or a quoted string.
+enum Arg {
+    Expr(Expr),
+    Str(String),
 }
 
 impl Parser<'_> {
@@ -423,11 +538,27 @@ impl Parser<'_> {
                 ));
             }
         }
-        let mut args = Vec::new();
+        if let Kind::TResample = kind {
+            return Err(self.err(
+                pos,
+                "TResample needs a series indexed by time, which Qlib's expression engine does not \
+                 give it (pandas: \"Only valid with DatetimeIndex\"): it cannot run on daily \
+                 features in Qlib either"
+                    .into(),
+            ));
+        }
+        let mut args: Vec<(Arg, usize)> = Vec::new();
         if self.peek() != Tok::RParen {
             loop {
                 let p = self.pos();
-                args.push((self.comparison()?, p));
+                let arg = match (self.peek(), self.toks.get(self.at + 1).map(|t| &t.0)) {
+                    (Tok::Str(s), Some(Tok::Comma | Tok::RParen)) => {
+                        self.bump();
+                        Arg::Str(s)
+                    }
+                    _ => Arg::Expr(self.comparison()?),
+                };
+                args.push((arg, p));
                 match self.bump() {
                     (Tok::Comma, _) => continue,
                     (Tok::RParen, _) => break,
@@ -453,9 +584,88 @@ impl Parser<'_> {
                 ),
             ));
         }
-        let mut it = args.into_iter();
+        let string_at = |i: usize| match kind {
+            Kind::Mask | Kind::RollingFunc => i + 1 == want,
+            Kind::ChangeInstrument => i == 0,
+            _ => false,
+        };
+        for (i, (a, p)) in args.iter().enumerate() {
+            match (a, string_at(i)) {
+                (Arg::Str(s), false) => {
+                    return Err(
+                        self.err(*p, format!("{name} takes no string here {sig}, got '{s}'"))
+                    );
+                }
+                (Arg::Expr(e), true) => {
+                    return Err(self.err(
+                        *p,
+                        format!("{name} needs a quoted string here {sig}, got `{e}`"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let mut strings = Vec::new();
+        let mut exprs = Vec::new();
+        for (a, p) in args {
+            match a {
+                Arg::Str(s) => strings.push((s, p)),
+                Arg::Expr(e) => exprs.push((e, p)),
+            }
+        }
+        let mut strings = strings.into_iter();
+        let mut it = exprs.into_iter();
         let mut next = || it.next().expect("arity checked");
         Ok(match kind {
+            Kind::Mask | Kind::ChangeInstrument => {
+                let (x, _) = next();
+                let (sym, spos) = strings.next().expect("arity checked");
+                let sym = sym.trim().to_uppercase();
+                if sym.is_empty()
+                    || !sym
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-.^".contains(c))
+                {
+                    return Err(self.err(spos, format!("{name}: `{sym}` is not an instrument")));
+                }
+                Expr::OnInstrument(sym, Box::new(x))
+            }
+            Kind::RollingFunc => {
+                let (x, _) = next();
+                let (n, npos) = next();
+                let (func, fpos) = strings.next().expect("arity checked");
+                // Qlib: a window in (0, 1) is an EMA's alpha whatever the function.
+                if let Expr::Const(a) = n
+                    && a > 0.0
+                    && a < 1.0
+                {
+                    return Ok(Expr::Rolling(RollOp::Ema, Box::new(x), Window::Alpha(a)));
+                }
+                let op = match func.as_str() {
+                    "mean" => RollOp::Mean,
+                    "sum" => RollOp::Sum,
+                    "std" => RollOp::Std,
+                    "var" => RollOp::Var,
+                    "skew" => RollOp::Skew,
+                    "kurt" => RollOp::Kurt,
+                    "max" => RollOp::Max,
+                    "min" => RollOp::Min,
+                    "median" => RollOp::Med,
+                    "count" => RollOp::Count,
+                    other => {
+                        return Err(self.err(
+                            fpos,
+                            format!(
+                                "Rolling: unsupported function '{other}' (supported: mean, sum, \
+                                 std, var, skew, kurt, max, min, median, count)"
+                            ),
+                        ));
+                    }
+                };
+                let n = self.days(name, n, npos)?;
+                Expr::Rolling(op, Box::new(x), Window::Days(n))
+            }
+            Kind::TResample => unreachable!("refused above"),
             Kind::Unary(op) => {
                 let (x, _) = next();
                 match (op, x) {
@@ -494,6 +704,13 @@ impl Parser<'_> {
                 let (b, _) = next();
                 let (n, npos) = next();
                 let n = self.days(name, n, npos)?;
+                if n == 0 {
+                    // Qlib's expanding pair window has an infinite look-back and fails.
+                    return Err(self.err(
+                        npos,
+                        format!("{name}'s window must be at least 1 day (Qlib fails on 0)"),
+                    ));
+                }
                 Expr::PairRolling(op, Box::new(a), Box::new(b), n)
             }
             Kind::If => {
