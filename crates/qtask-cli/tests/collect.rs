@@ -7,6 +7,7 @@ mod common;
 
 use qtask_collect::PredTable;
 use qtask_record::{RecordStore, RunStatus};
+use qtask_testkit::Suite;
 use serde_json::{Value, json};
 
 fn qtask(args: &[&str], cwd: &Path) -> Output {
@@ -407,8 +408,7 @@ fn write_keyless(path: &Path) {
 
 #[test]
 fn pandas_reads_what_qtask_ensemble_writes() {
-    if std::env::var("QTASK_TEST_PANDAS").ok().as_deref() != Some("1") {
-        eprintln!("skipped: set QTASK_TEST_PANDAS=1 to run");
+    if qtask_testkit::enabled(Suite::Pandas, "pandas_reads_what_qtask_ensemble_writes").is_none() {
         return;
     }
     let python = std::env::var("QTASK_PYTHON").unwrap_or_else(|_| "python3".into());

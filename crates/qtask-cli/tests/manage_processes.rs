@@ -12,9 +12,7 @@ use common::cmd as bin;
 
 fn stores(dir: &std::path::Path) -> Vec<String> {
     let mut v = vec![format!("sqlite:{}", dir.join("pool.db").display())];
-    if let Ok(pg) = std::env::var("QTASK_TEST_POSTGRES")
-        && !pg.is_empty()
-    {
+    if let Some(pg) = qtask_testkit::enabled(qtask_testkit::Suite::Postgres, "manage_processes") {
         v.push(pg);
     }
     v

@@ -199,7 +199,10 @@ fn killed_workers_lose_nothing() {
 /// `QTASK_TEST_PG_RESTART` holds the command that restarts it.
 #[test]
 fn killed_workers_lose_nothing_on_postgres() {
-    let Ok(url) = std::env::var("QTASK_TEST_POSTGRES") else {
+    let Some(url) = qtask_testkit::enabled(
+        qtask_testkit::Suite::Postgres,
+        "killed_workers_lose_nothing_on_postgres",
+    ) else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -116,8 +116,12 @@ fn run(dir: &Path, tables: &[PredTable], python: &str) -> (PredTable, PredTable)
 
 #[test]
 fn ensembles_match_qlib_bit_for_bit() {
-    if std::env::var("QTASK_TEST_PANDAS").ok().as_deref() != Some("1") {
-        eprintln!("skipped: set QTASK_TEST_PANDAS=1 to run");
+    if qtask_testkit::enabled(
+        qtask_testkit::Suite::Pandas,
+        "ensembles_match_qlib_bit_for_bit",
+    )
+    .is_none()
+    {
         return;
     }
     let python = std::env::var("QTASK_PYTHON").unwrap_or_else(|_| "python3".into());

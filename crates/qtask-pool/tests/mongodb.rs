@@ -3,16 +3,6 @@
 
 #![cfg(feature = "mongodb")]
 
-mod suite;
-
-fn url() -> Option<String> {
-    std::env::var("QTASK_TEST_MONGODB")
-        .ok()
-        .filter(|u| !u.is_empty())
-}
-
-conformance!(url);
-
 #[test]
 fn an_unreachable_server_is_one_clear_error() {
     let err = qtask_pool::open("mongodb://127.0.0.1:1/none", "p")

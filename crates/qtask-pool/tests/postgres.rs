@@ -1,16 +1,10 @@
-//! The conformance suite on PostgreSQL, when `QTASK_TEST_POSTGRES` holds a server URL.
-
-mod suite;
+//! PostgreSQL-specific checks (the conformance suite is `conformance_postgres`).
 
 use qtask_pool::{PoolError, open};
 
-fn url() -> Option<String> {
-    std::env::var("QTASK_TEST_POSTGRES")
-        .ok()
-        .filter(|u| !u.is_empty())
+fn url(test: &str) -> Option<String> {
+    qtask_testkit::enabled(qtask_testkit::Suite::Postgres, test)
 }
-
-conformance!(url);
 
 #[test]
 fn an_unreachable_server_is_one_clear_error() {
@@ -23,7 +17,9 @@ fn an_unreachable_server_is_one_clear_error() {
 
 #[test]
 fn a_newer_schema_is_refused() {
-    let Some(url) = url() else { return };
+    let Some(url) = url("a_newer_schema_is_refused") else {
+        return;
+    };
     // A private schema, so the shared tables of other tests stay untouched.
     let schema = format!("qtask_test_{}", uuid::Uuid::new_v4().simple());
     let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();

@@ -1,27 +1,6 @@
-//! The conformance suite on SQLite (always), plus SQLite-specific checks.
-
-mod suite;
-
-use std::sync::OnceLock;
+//! SQLite-specific checks (the conformance suite is `conformance_sqlite`).
 
 use qtask_pool::{PoolError, open};
-
-/// One store file for the whole binary: checks run in parallel in separate pools.
-fn url() -> Option<String> {
-    static PATH: OnceLock<String> = OnceLock::new();
-    let path = PATH.get_or_init(|| {
-        let p = format!(
-            "{}/conformance-{}.db",
-            env!("CARGO_TARGET_TMPDIR"),
-            std::process::id()
-        );
-        let _ = std::fs::remove_file(&p);
-        p
-    });
-    Some(format!("sqlite:{path}"))
-}
-
-conformance!(url);
 
 #[test]
 fn a_file_that_is_not_a_database_is_refused_untouched() {

@@ -245,8 +245,7 @@ fn threads_share_one_store_handle() {
 
 #[test]
 fn mlflow_python_reads_the_file_store() {
-    if !common::mlflow_enabled() {
-        eprintln!("skipped: set QTASK_TEST_MLFLOW=1");
+    if !common::mlflow_enabled("mlflow_python_reads_the_file_store") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -257,8 +256,7 @@ fn mlflow_python_reads_the_file_store() {
 
 #[test]
 fn qtask_reads_a_store_mlflow_wrote() {
-    if !common::mlflow_enabled() {
-        eprintln!("skipped: set QTASK_TEST_MLFLOW=1");
+    if !common::mlflow_enabled("qtask_reads_a_store_mlflow_wrote") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

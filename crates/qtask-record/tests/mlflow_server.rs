@@ -8,8 +8,7 @@ use qtask_record::{RecordError, RecordStore};
 
 #[test]
 fn every_operation_on_a_real_tracking_server() {
-    if !common::mlflow_enabled() {
-        eprintln!("skipped: set QTASK_TEST_MLFLOW=1");
+    if !common::mlflow_enabled("every_operation_on_a_real_tracking_server") {
         return;
     }
     let server = common::MlflowServer::start();

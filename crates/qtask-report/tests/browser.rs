@@ -87,10 +87,12 @@ fn attribute_of(dom: &str, id: &str, name: &str) -> Option<String> {
 
 #[test]
 fn chromium_lays_out_all_three_charts() {
-    if std::env::var("QTASK_TEST_BROWSER").as_deref() != Ok("1") {
-        eprintln!(
-            "skipping chromium_lays_out_all_three_charts: set QTASK_TEST_BROWSER=1 to run it"
-        );
+    if qtask_testkit::enabled(
+        qtask_testkit::Suite::Browser,
+        "chromium_lays_out_all_three_charts",
+    )
+    .is_none()
+    {
         return;
     }
     let dir = TempDir::new("browser");

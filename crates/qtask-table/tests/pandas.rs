@@ -9,10 +9,7 @@ use common::{day, same};
 use qtask_table::{PredTable, TableBuilder};
 
 fn python() -> Option<String> {
-    if std::env::var("QTASK_TEST_PANDAS").ok().as_deref() != Some("1") {
-        eprintln!("skipped: set QTASK_TEST_PANDAS=1 to run");
-        return None;
-    }
+    qtask_testkit::enabled(qtask_testkit::Suite::Pandas, "table pandas read-back")?;
     Some(std::env::var("QTASK_PYTHON").unwrap_or_else(|_| "python3".into()))
 }
 

@@ -98,7 +98,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         return output::write_json(&runs, None);
     }
     for r in &runs {
-        println!("run {} (experiment {experiment})", r["run_id"].as_str().unwrap_or(""));
+        println!(
+            "run {} (experiment {experiment})",
+            r["run_id"].as_str().unwrap_or("")
+        );
         for (k, v) in r["metrics"].as_object().into_iter().flatten() {
             let v = v.as_f64().map_or("nan".to_string(), |x| format!("{x:.6}"));
             println!("  {k:<24} {v}");

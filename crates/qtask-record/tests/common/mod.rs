@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// True when the tests that need MLflow (Python package, server) are enabled.
-pub fn mlflow_enabled() -> bool {
-    std::env::var("QTASK_TEST_MLFLOW").is_ok_and(|v| v == "1")
+/// True when the tests that need MLflow (Python package, server) are enabled; otherwise `test`
+/// reports itself skipped (or fails where CI requires the suite).
+pub fn mlflow_enabled(test: &str) -> bool {
+    qtask_testkit::enabled(qtask_testkit::Suite::Mlflow, test).is_some()
 }
 
 /// The Python interpreter with MLflow (`QTASK_PYTHON`, default `python3`).
