@@ -1,0 +1,1 @@
+//! Signal analysis (filled in below).

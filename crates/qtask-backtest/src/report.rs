@@ -1,0 +1,1 @@
+//! Report section (filled in below).
