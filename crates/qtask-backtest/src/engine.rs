@@ -121,6 +121,29 @@ pub fn backtest(
     pred: &PredTable,
     cfg: &BacktestConfig,
 ) -> Result<BacktestResult> {
+    backtest_with_progress(provider, pred, cfg, &|_, _| {})
+}
+
+/// Refuses a strategy that holds more stocks than the prediction scores (`topk` larger than
+/// the universe): Qlib would run it, holding everything and never dropping anything.
+pub fn check_universe(pred: &PredTable, cfg: &BacktestConfig) -> Result<()> {
+    let n = pred.instruments().len();
+    let topk = cfg.strategy.topk();
+    if topk > n {
+        return Err(BacktestError::Config(format!(
+            "topk {topk} is larger than the {n} instruments the prediction scores"
+        )));
+    }
+    Ok(())
+}
+
+/// [`backtest`], calling `progress(days_done, days)` after each trading day.
+pub fn backtest_with_progress(
+    provider: &Provider,
+    pred: &PredTable,
+    cfg: &BacktestConfig,
+    progress: &dyn Fn(usize, usize),
+) -> Result<BacktestResult> {
     score_column(pred)?;
     let cal = provider.calendar();
     let (start, end, s, e) = resolve_days(cal, cfg, pred)?;
@@ -198,6 +221,7 @@ pub fn backtest(
             &codes,
             (cfg.ffr_weight, cfg.pa_weight),
         );
+        progress(k + 1, days.len());
     }
     let excess: Vec<f64> = account.report.iter().map(|r| r.ret - r.bench).collect();
     let with_cost: Vec<f64> = account

@@ -37,6 +37,6 @@ pub mod strategy;
 pub use config::{
     BacktestConfig, Benchmark, DealPrice, ExchangeConfig, LimitThreshold, StrategyConfig,
 };
-pub use engine::backtest;
+pub use engine::{backtest, backtest_with_progress, check_universe};
 pub use error::{BacktestError, Result};
 pub use result::BacktestResult;

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod backtest;
 pub mod bench;
 pub mod bench_ensemble;
 pub mod bench_features;
