@@ -234,7 +234,8 @@ pub enum WeightMethod {
 }
 
 impl WeightMethod {
-    fn parse(what: &str, v: &Value) -> Result<WeightMethod> {
+    /// Reads `mean`, `amount_weighted` or `value_weighted`.
+    pub fn parse(what: &str, v: &Value) -> Result<WeightMethod> {
         match v.as_str() {
             Some("mean") => Ok(WeightMethod::Mean),
             Some("amount_weighted") => Ok(WeightMethod::AmountWeighted),
@@ -267,6 +268,9 @@ pub struct BacktestConfig {
     pub ffr_weight: WeightMethod,
     /// How a day's price advantage averages over orders.
     pub pa_weight: WeightMethod,
+    /// How the whole run's fill rate and price advantage average over days
+    /// (`PortAnaRecord`'s `indicator_analysis_method`).
+    pub indicator_method: WeightMethod,
     /// `np.random.seed` for random buying/selling (`None`: drawn from the clock and reported).
     pub seed: Option<u32>,
     /// Periods per year of `risk_analysis` (238 for daily data, as Qlib).
@@ -290,6 +294,7 @@ impl Default for BacktestConfig {
             trade_type: TradeType::Serial,
             ffr_weight: WeightMethod::Mean,
             pa_weight: WeightMethod::Mean,
+            indicator_method: WeightMethod::Mean,
             seed: None,
             ann_scaler: DAY_ANN_SCALER,
         }
@@ -840,9 +845,33 @@ impl BacktestConfig {
             trade_type: exec.trade_type,
             ffr_weight: exec.ffr_weight,
             pa_weight: exec.pa_weight,
+            indicator_method: WeightMethod::Mean,
             seed,
             ann_scaler: DAY_ANN_SCALER,
         })
+    }
+
+    /// Checks what can be checked before any work: the benchmark instruments and the
+    /// exchange's market exist in `provider`'s data.
+    pub fn check_data(&self, provider: &qtask_data::Provider) -> Result<()> {
+        let codes: Vec<&String> = match &self.benchmark {
+            Benchmark::None => Vec::new(),
+            Benchmark::Code(c) => vec![c],
+            Benchmark::Codes(cs) => cs.iter().collect(),
+        };
+        for code in codes {
+            let path = provider.symbol_dir(code).join("close.day.bin");
+            if !path.is_file() {
+                return Err(BacktestError::Input(format!(
+                    "benchmark {code} is not in the data: {} does not exist",
+                    path.display()
+                )));
+            }
+        }
+        if let Instruments::Market(m) = &self.exchange.codes {
+            provider.market(m)?;
+        }
+        Ok(())
     }
 
     /// The default config of `PortAnaRecord` when a record gives none.

@@ -233,7 +233,7 @@ pub fn backtest_with_progress(
         excess_return_without_cost: RiskAnalysis::of(&excess, cfg.ann_scaler),
         excess_return_with_cost: RiskAnalysis::of(&with_cost, cfg.ann_scaler),
     };
-    let indicator_analysis = IndicatorAnalysis::of(&account.indicators);
+    let indicator_analysis = IndicatorAnalysis::of(&account.indicators, cfg.indicator_method);
     Ok(BacktestResult {
         start,
         end,

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::account::IndicatorRow;
+use crate::config::WeightMethod;
 use crate::numeric::{nanmean, nanstd, pairwise_sum};
 
 /// Risk figures of a daily return series (Qlib's `risk_analysis`, returns summed, not
@@ -85,21 +86,31 @@ pub struct IndicatorAnalysis {
 }
 
 impl IndicatorAnalysis {
-    /// Aggregates the daily indicators.
-    pub fn of(days: &[IndicatorRow]) -> IndicatorAnalysis {
-        let count: Vec<f64> = days.iter().map(|d| d.count).collect();
-        let weighted = |f: &dyn Fn(&IndicatorRow) -> f64| {
+    /// Aggregates the daily indicators: `ffr` and `pa` weighted by `method` (each day's
+    /// order count, dealt amount or traded value), `pos` always by the order count.
+    pub fn of(days: &[IndicatorRow], method: WeightMethod) -> IndicatorAnalysis {
+        let weights = |f: fn(&IndicatorRow) -> f64| days.iter().map(f).collect::<Vec<f64>>();
+        let count = weights(|d| d.count);
+        let w = match method {
+            WeightMethod::Mean => count.clone(),
+            WeightMethod::AmountWeighted => weights(|d| d.deal_amount.abs()),
+            WeightMethod::ValueWeighted => weights(|d| d.value.abs()),
+        };
+        // pandas: (metric * weight).sum() / weight.sum(), NaN products skipped.
+        let weighted = |f: fn(&IndicatorRow) -> f64, w: &[f64]| {
             let prod: Vec<f64> = days
                 .iter()
-                .map(|d| f(d) * d.count)
+                .zip(w)
+                .map(|(d, w)| f(d) * w)
                 .filter(|x| !x.is_nan())
                 .collect();
-            pairwise_sum(&prod) / pairwise_sum(&count)
+            let ws: Vec<f64> = w.iter().copied().filter(|x| !x.is_nan()).collect();
+            pairwise_sum(&prod) / pairwise_sum(&ws)
         };
         IndicatorAnalysis {
-            ffr: weighted(&|d| d.ffr),
-            pa: weighted(&|d| d.pa),
-            pos: weighted(&|d| d.pos),
+            ffr: weighted(|d| d.ffr, &w),
+            pa: weighted(|d| d.pa, &w),
+            pos: weighted(|d| d.pos, &count),
         }
     }
 }
