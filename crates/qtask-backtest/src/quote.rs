@@ -196,9 +196,17 @@ impl Quote {
             days,
         };
         let close = loader.column("$close", "close price")?;
-        let buy = loader.column(&cfg.deal_price.buy, "deal price")?;
+        // The usual deal price is the close itself: read it once.
+        let price = |expr: &str| -> Result<Vec<Column>> {
+            if expr.trim() == "$close" {
+                Ok(close.clone())
+            } else {
+                loader.column(expr, "deal price")
+            }
+        };
+        let buy = price(&cfg.deal_price.buy)?;
         let sell = (cfg.deal_price.sell != cfg.deal_price.buy)
-            .then(|| loader.column(&cfg.deal_price.sell, "deal price"))
+            .then(|| price(&cfg.deal_price.sell))
             .transpose()?;
         let n = universe.len();
         let nan_cols = || vec![vec![f32::NAN; days]; n];

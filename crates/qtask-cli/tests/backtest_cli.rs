@@ -219,3 +219,35 @@ fn bad_input_is_one_line_and_leaves_no_folder() {
     assert_eq!(std::fs::read(out.join("risk.json")).unwrap(), before);
     only(dir, &["bt", "noscore.parquet"]);
 }
+
+#[test]
+fn bench_backtest_reports_its_run_and_keeps_the_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keep = tmp.path().join("bb");
+    let out = ok(&qtask(&[
+        "bench",
+        "backtest",
+        "--instruments",
+        "8",
+        "--days",
+        "300",
+        "--topk",
+        "3",
+        "--n-drop",
+        "1",
+        "--repeat",
+        "1",
+        "--keep",
+        keep.to_str().unwrap(),
+        "--json",
+    ]));
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["days"], 300);
+    assert!(r["best_seconds"].as_f64().unwrap() > 0.0);
+    assert!(r["final_account"].as_f64().unwrap() > 0.0);
+    // The kept inputs are what Qlib's timing script reads.
+    assert!(keep.join("data/calendars/day.txt").is_file());
+    assert!(keep.join("data/features/sh000300/close.day.bin").is_file());
+    let pred = PredTable::read_parquet(&keep.join("pred.parquet")).unwrap();
+    assert_eq!(pred.column_names(), ["score"]);
+}

@@ -17,6 +17,8 @@ pub enum BenchCommand {
     Pit(crate::cmd::bench_pit::BenchPitArgs),
     /// A whole rolling LightGBM study: total seconds vs seconds inside LightGBM, peak memory.
     Rolling(crate::cmd::bench_rolling::BenchRollingArgs),
+    /// A daily TopkDropout backtest on a synthetic market (inputs kept to time Qlib on them).
+    Backtest(crate::cmd::bench_backtest::BenchBacktestArgs),
 }
 
 /// Runs a benchmark.
@@ -28,6 +30,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Runs(a) => crate::cmd::exp::bench_runs(a),
         BenchCommand::Pit(a) => crate::cmd::bench_pit::run(a),
         BenchCommand::Rolling(a) => crate::cmd::bench_rolling::run(a),
+        BenchCommand::Backtest(a) => crate::cmd::bench_backtest::run(a),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod backtest;
 pub mod bench;
+pub mod bench_backtest;
 pub mod bench_ensemble;
 pub mod bench_features;
 pub mod bench_pit;
