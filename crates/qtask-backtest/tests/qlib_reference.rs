@@ -77,7 +77,7 @@ fn check_report(case: &Case) {
             ("return", mine.ret, 1e-7),
             ("cost", mine.cost, 1e-7),
             ("turnover", mine.turnover, 1e-7),
-            ("bench", mine.bench, 1e-7),
+            ("bench", mine.bench, 0.0),
         ] {
             assert!(
                 close_abs(v, q(name), tol),
