@@ -286,7 +286,9 @@ impl Quote {
         Ok(q)
     }
 
-    /// The instruments of the exchange's universe listed inside the range.
+    /// The instruments of the exchange's universe listed inside the range. An instrument of
+    /// the instruments file without a features folder has no data, so it is left out (Qlib
+    /// reads no row for it: it is never tradable either way).
     pub fn universe(
         provider: &Provider,
         cfg: &ExchangeConfig,
@@ -294,7 +296,39 @@ impl Quote {
         days: usize,
     ) -> Result<Vec<qtask_data::provider::Listed>> {
         let cal = provider.calendar();
-        Ok(provider.list_instruments(&cfg.codes, cal[first], cal[first + days - 1])?)
+        let (start, end) = (cal[first], cal[first + days - 1]);
+        let clip = |spans: &[(chrono::NaiveDate, chrono::NaiveDate)]| {
+            spans
+                .iter()
+                .filter_map(|&(s, e)| {
+                    let (s, e) = (s.max(start), e.min(end));
+                    (s <= e).then_some((s, e))
+                })
+                .collect::<Vec<_>>()
+        };
+        let listed: Vec<qtask_data::provider::Listed> = match &cfg.codes {
+            Instruments::Market(m) => provider
+                .market(m)?
+                .into_iter()
+                .map(|(symbol, spans)| qtask_data::provider::Listed {
+                    spans: clip(&spans),
+                    symbol,
+                })
+                .filter(|l| !l.spans.is_empty())
+                .collect(),
+            Instruments::List(codes) => {
+                let known: Vec<String> = codes
+                    .iter()
+                    .filter(|c| provider.symbol_dir(c).is_dir())
+                    .cloned()
+                    .collect();
+                provider.list_instruments(&Instruments::List(known), start, end)?
+            }
+        };
+        Ok(listed
+            .into_iter()
+            .filter(|l| provider.symbol_dir(&l.symbol).is_dir())
+            .collect())
     }
 
     fn cell(&self, inst: u32, day: usize) -> Option<usize> {
