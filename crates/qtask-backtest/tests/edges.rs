@@ -148,9 +148,9 @@ fn days_without_a_signal_trade_nothing() {
     let scores = p.column("score").unwrap();
     let mut b = TableBuilder::new(["score"]);
     let cut = d("2020-01-31");
-    for r in 0..p.len() {
+    for (r, score) in scores.iter().enumerate() {
         if p.datetime(r).date() <= cut {
-            b.push_ns(p.datetimes_ns()[r], p.instrument(r), &[scores[r]])
+            b.push_ns(p.datetimes_ns()[r], p.instrument(r), &[*score])
                 .unwrap();
         }
     }
