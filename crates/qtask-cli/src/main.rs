@@ -41,6 +41,8 @@ enum Command {
     Rolling(cmd::rolling::RollingArgs),
     /// Write a self-contained HTML report of an experiment's study.
     Report(cmd::report::ReportArgs),
+    /// Backtest a prediction table as Qlib does (TopkDropoutStrategy, costs, limits, risk).
+    Backtest(Box<cmd::backtest::BacktestArgs>),
     /// Ready-made studies on a synthetic market (the README's main command).
     #[command(subcommand)]
     Example(cmd::example::ExampleCommand),
@@ -95,6 +97,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::qrun::run(args),
         Command::Rolling(args) => cmd::rolling::run(args),
         Command::Report(args) => cmd::report::run(args),
+        Command::Backtest(args) => cmd::backtest::run(*args),
         Command::Example(cmd) => cmd::example::run(cmd),
         Command::WorkerTask(args) => cmd::worker::run_child(args),
         Command::Bench(cmd) => cmd::bench::run(cmd),

@@ -2,6 +2,11 @@
 //! can learn: each day's return reverts part of the previous five days' move, and abnormal
 //! volume predicts the return two days later. Some instruments list late or delist early;
 //! about 1% of days are suspended (every field NaN).
+//!
+//! The market also has a benchmark index, [`BENCHMARK`] (`SH000300`): the equal-weighted mean
+//! of the instruments' daily close-to-close changes, chained from 1000. It has its own
+//! features folder but is in no instruments file, so universes such as `all` are unchanged;
+//! `instruments/csi300.txt` lists every instrument (the market Qlib's benchmark configs trade).
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +16,9 @@ use serde::Serialize;
 
 use crate::binfile::{BinSeries, write_atomic, write_bin};
 use crate::error::{DataError, Result};
+
+/// The synthetic market's benchmark index (Qlib's CSI300 code).
+pub const BENCHMARK: &str = "SH000300";
 
 /// Parameters of `qtask data synth`.
 #[derive(Debug, Clone)]
@@ -40,6 +48,8 @@ pub struct SynthSummary {
     pub early_delistings: usize,
     /// Instrument-days suspended (all fields NaN).
     pub suspended_days: usize,
+    /// The benchmark index written (features only, in no instruments file).
+    pub benchmark: String,
 }
 
 /// SplitMix64: small, fast and fully determined by its seed.
@@ -88,6 +98,9 @@ struct Generated {
     last: usize,
     fields: Vec<(&'static str, Vec<f32>)>,
     suspended: usize,
+    /// Close and volume as written (from `first`), kept for the benchmark index.
+    close: Vec<f32>,
+    volume: Vec<f32>,
 }
 
 fn generate(i: usize, days: usize, market: &[f64], seed: u64) -> Generated {
@@ -157,9 +170,69 @@ fn generate(i: usize, days: usize, market: &[f64], seed: u64) -> Generated {
         symbol: symbol(i),
         first,
         last,
+        close: out[3].clone(),
+        volume: out[4].clone(),
         fields: names.into_iter().zip(out).collect(),
         suspended,
     }
+}
+
+/// The equal-weighted index of the instruments: each day's mean close-to-close change of the
+/// instruments with a close that day and the day before (0 when none), chained from 1000.
+/// Fields as a stock's: OHLC/vwap, summed volume, factor 1, change.
+fn benchmark_fields(gens: &[Generated], n: usize) -> Vec<(&'static str, Vec<f32>)> {
+    let close_at = |g: &Generated, t: usize| -> f64 {
+        if t < g.first || t > g.last {
+            f64::NAN
+        } else {
+            f64::from(g.close[t - g.first])
+        }
+    };
+    let mut level = 1000.0f64;
+    let mut cols: Vec<Vec<f32>> = (0..8).map(|_| Vec::with_capacity(n)).collect();
+    for t in 0..n {
+        let prev_level = level;
+        if t > 0 {
+            let (sum, count) = gens
+                .iter()
+                .map(|g| close_at(g, t) / close_at(g, t - 1) - 1.0)
+                .filter(|r| r.is_finite())
+                .fold((0.0, 0usize), |(s, c), r| (s + r, c + 1));
+            if count > 0 {
+                level *= 1.0 + sum / count as f64;
+            }
+        }
+        let volume: f64 = gens
+            .iter()
+            .filter(|g| t >= g.first && t <= g.last)
+            .map(|g| f64::from(g.volume[t - g.first]))
+            .filter(|v| v.is_finite())
+            .sum();
+        let change = if t == 0 {
+            f64::NAN
+        } else {
+            level / prev_level - 1.0
+        };
+        let (open, close) = (prev_level, level);
+        for (c, v) in cols.iter_mut().zip([
+            open,
+            open.max(close),
+            open.min(close),
+            close,
+            volume,
+            close,
+            1.0,
+            change,
+        ]) {
+            c.push(v as f32);
+        }
+    }
+    [
+        "open", "high", "low", "close", "volume", "vwap", "factor", "change",
+    ]
+    .into_iter()
+    .zip(cols)
+    .collect()
 }
 
 /// Writes a synthetic market to `out`, which must not exist or be empty. Everything is
@@ -257,9 +330,18 @@ fn write_market(
             })
         })
         .collect::<Result<_>>()?;
+    for (field, values) in benchmark_fields(&gens, n) {
+        let path = dir
+            .join("features")
+            .join(BENCHMARK.to_lowercase())
+            .join(format!("{field}.day.bin"));
+        write_bin(&path, &BinSeries { start: 0, values })?;
+    }
     let line = |g: &Generated| format!("{}\t{}\t{}\n", g.symbol, cal[g.first], cal[g.last]);
     let all: String = gens.iter().map(line).collect();
     write_atomic(&dir.join("instruments/all.txt"), all.as_bytes())?;
+    // The broad market Qlib's benchmark configs trade (`market: csi300`): every instrument.
+    write_atomic(&dir.join("instruments/csi300.txt"), all.as_bytes())?;
     // A csi100-like index: a fixed, seed-determined subset of about 60% of the instruments.
     let mut pick = Rng::new(cfg.seed, u64::MAX);
     let csi: String = gens
@@ -275,5 +357,6 @@ fn write_market(
         late_listings: gens.iter().filter(|g| g.first > 0).count(),
         early_delistings: gens.iter().filter(|g| g.last < n - 1).count(),
         suspended_days: gens.iter().map(|g| g.suspended).sum(),
+        benchmark: BENCHMARK.to_string(),
     })
 }

@@ -228,3 +228,51 @@ fn bad_csv_is_one_error_and_writes_nothing() {
         .to_string();
     assert!(err.ends_with("no `date` column in the header"), "{err}");
 }
+
+#[test]
+fn synth_writes_an_equal_weighted_benchmark_outside_the_universes() {
+    let t = tempfile::tempdir().unwrap();
+    let s = synth(&t.path().join("m"), &cfg(12, 3), &|| {}).unwrap();
+    assert_eq!(s.benchmark, "SH000300");
+    let provider = Provider::open(t.path().join("m")).unwrap();
+    let all = provider.market("all").unwrap();
+    assert!(
+        !all.contains_key("SH000300"),
+        "the index must not join `all`"
+    );
+    assert_eq!(provider.market("csi300").unwrap(), all);
+    let index = provider.read_field("SH000300", "close").unwrap().unwrap();
+    assert_eq!(index.start, 0);
+    assert_eq!(index.values.len(), s.days);
+    assert_eq!(index.values[0], 1000.0);
+    // Each day's change is the mean change of the instruments trading both days.
+    let closes: Vec<_> = all
+        .keys()
+        .map(|sym| provider.read_field(sym, "close").unwrap().unwrap())
+        .collect();
+    let at = |b: &qtask_data::binfile::BinSeries, t: usize| {
+        if t >= b.start && t < b.end() {
+            f64::from(b.values[t - b.start])
+        } else {
+            f64::NAN
+        }
+    };
+    let mut checked = 0;
+    for day in 1..s.days {
+        let rets: Vec<f64> = closes
+            .iter()
+            .map(|b| at(b, day) / at(b, day - 1) - 1.0)
+            .filter(|r| r.is_finite())
+            .collect();
+        let want = if rets.is_empty() {
+            0.0
+        } else {
+            rets.iter().sum::<f64>() / rets.len() as f64
+        };
+        let got = f64::from(index.values[day]) / f64::from(index.values[day - 1]) - 1.0;
+        // The index is stored as float32, so compare at its precision.
+        assert!((got - want).abs() < 3e-6, "day {day}: {got} vs {want}");
+        checked += 1;
+    }
+    assert!(checked > 500);
+}

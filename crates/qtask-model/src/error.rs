@@ -21,6 +21,9 @@ pub enum ModelError {
     /// The runs store failed.
     #[error("runs store: {0}")]
     Record(#[from] qtask_record::RecordError),
+    /// The portfolio analysis (backtest) failed.
+    #[error("PortAnaRecord: {0}")]
+    Backtest(#[from] qtask_backtest::BacktestError),
     /// A prediction table could not be written or read.
     #[error("table: {0}")]
     Table(#[from] qtask_table::TableError),

@@ -1,9 +1,13 @@
-//! The task's `record` list: Qlib's `SignalRecord` (predictions and labels of the test segment)
-//! and `SigAnaRecord` (daily IC and Rank IC, their summary metrics, long-short returns).
+//! The task's `record` list: Qlib's `SignalRecord` (predictions and labels of the test segment),
+//! `SigAnaRecord` (daily IC and Rank IC, their summary metrics, long-short returns) and
+//! `PortAnaRecord` (a daily backtest of the prediction, with qtask-backtest).
 
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
+use qtask_backtest::BacktestConfig;
+use qtask_backtest::config::WeightMethod;
+use qtask_data::Provider;
 use qtask_data::dataset::Prepared;
 use qtask_data::frame::Frame;
 use qtask_record::Run;
@@ -15,7 +19,7 @@ use crate::model::{Fitted, Segments, segment_text};
 use crate::signal::{DayRows, IcSummary, long_short, nanmean, nanstd, pearson, spearman};
 
 /// Record classes `task_train` knows.
-pub const SUPPORTED_RECORDS: &[&str] = &["SignalRecord", "SigAnaRecord"];
+pub const SUPPORTED_RECORDS: &[&str] = &["SignalRecord", "SigAnaRecord", "PortAnaRecord"];
 pub use qtask_record::names::{LABEL_ARTIFACT, PRED_ARTIFACT};
 /// Daily IC.
 pub const IC_ARTIFACT: &str = "sig_analysis/ic.parquet";
@@ -38,6 +42,26 @@ pub enum RecordSpec {
         /// Which label column to analyse.
         label_col: usize,
     },
+    /// `PortAnaRecord(config)`: a daily backtest of the prediction.
+    PortAna(Box<BacktestConfig>),
+}
+
+/// Qlib's frequencies of a daily portfolio analysis (`risk_analysis_freq`, ...): `day`,
+/// `1day`, `1d`, or a list of them.
+fn check_day_freq(what: &str, v: &Value) -> Result<()> {
+    let ok = |x: &Value| matches!(x.as_str(), Some("day") | Some("1day") | Some("1d"));
+    let fine = match v {
+        Value::Null => true,
+        Value::Array(a) => a.iter().all(ok),
+        other => ok(other),
+    };
+    if fine {
+        Ok(())
+    } else {
+        Err(ModelError::Invalid(format!(
+            "PortAnaRecord: {what} `{v}` is not supported (daily analysis only)"
+        )))
+    }
 }
 
 fn kwargs_of<'a>(class: &str, v: &'a Value) -> Result<Option<&'a Map<String, Value>>> {
@@ -101,11 +125,29 @@ impl RecordSpec {
                     label_col: spec.2,
                 })
             }
-            "PortAnaRecord" => Err(ModelError::Invalid(
-                "record class `PortAnaRecord` (backtesting) is not supported; remove it from \
-                 `record` (supported: SignalRecord, SigAnaRecord)"
-                    .into(),
-            )),
+            "PortAnaRecord" => {
+                let mut cfg = None;
+                let mut method = WeightMethod::Mean;
+                for (k, val) in kwargs.into_iter().flatten() {
+                    match k.as_str() {
+                        "config" if !val.is_null() => {
+                            cfg = Some(BacktestConfig::from_port_analysis(val)?);
+                        }
+                        "config" => {}
+                        "risk_analysis_freq" | "indicator_analysis_freq" => check_day_freq(k, val)?,
+                        "indicator_analysis_method" if val.is_null() => {}
+                        "indicator_analysis_method" => {
+                            method =
+                                WeightMethod::parse("PortAnaRecord indicator_analysis_method", val)?
+                        }
+                        "skip_existing" | "recorder" => {}
+                        _ => return Err(unknown(k)),
+                    }
+                }
+                let mut cfg = cfg.unwrap_or_else(BacktestConfig::port_analysis_default);
+                cfg.indicator_method = method;
+                Ok(RecordSpec::PortAna(Box::new(cfg)))
+            }
             other => Err(ModelError::Invalid(format!(
                 "unknown record class `{other}` (supported: {})",
                 SUPPORTED_RECORDS.join(", ")
@@ -135,11 +177,21 @@ fn ns(d: NaiveDate) -> i64 {
 }
 
 impl RecordSpec {
+    /// Checks the record against the market data before any training (a portfolio
+    /// analysis' benchmark and exchange universe must exist).
+    pub fn check_data(&self, provider: &Provider) -> Result<()> {
+        match self {
+            RecordSpec::PortAna(cfg) => Ok(cfg.check_data(provider)?),
+            _ => Ok(()),
+        }
+    }
+
     /// Runs the record on a fitted model and its dataset, saving into `run`.
     pub fn generate(
         &self,
         model: &Fitted,
         test: Option<&TestSegment>,
+        provider: &Provider,
         run: &Run,
         state: &mut RecordState,
     ) -> Result<()> {
@@ -155,8 +207,44 @@ impl RecordSpec {
                 ann_scaler,
                 label_col,
             } => sig_ana_record(run, state, *ana_long_short, *ann_scaler, *label_col),
+            RecordSpec::PortAna(cfg) => port_ana_record(provider, cfg, run, state),
         }
     }
+}
+
+/// Qlib's `PortAnaRecord`: backtests the task's prediction (`<PRED>`, or `[<MODEL>,
+/// <DATASET>]` on the test segment: the same scores), saves `portfolio_analysis/` and logs
+/// `1day.excess_return_with_cost.annualized_return` and the other figures as Qlib names them.
+/// With no `start_time`/`end_time` the backtest spans the prediction (to the trading day
+/// after its last), as Qlib's.
+fn port_ana_record(
+    provider: &Provider,
+    cfg: &BacktestConfig,
+    run: &Run,
+    state: &mut RecordState,
+) -> Result<()> {
+    let pred = match state.pred.take() {
+        Some(p) => p,
+        None => {
+            let bytes = run.load_artifact_bytes(PRED_ARTIFACT).map_err(|e| {
+                ModelError::Invalid(format!(
+                    "PortAnaRecord needs `{PRED_ARTIFACT}` from SignalRecord (put SignalRecord \
+                     first): {e}"
+                ))
+            })?;
+            PredTable::from_parquet_bytes(&bytes)?
+        }
+    };
+    let result = qtask_backtest::backtest(provider, &pred, cfg);
+    state.pred = Some(pred);
+    let result = result?;
+    for (path, bytes) in result.record_artifacts()? {
+        run.save_artifact_bytes(&path, &bytes)?;
+    }
+    let metrics = result.metrics();
+    run.log_metrics(&metrics, 0)?;
+    state.metrics.extend(metrics);
+    Ok(())
 }
 
 /// The test segment as the records read it: infer data to predict on and the raw labels,
@@ -366,4 +454,56 @@ fn sig_ana_record(
     state.pred = Some(pred);
     state.label = Some(label);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qtask_backtest::StrategyConfig;
+    use serde_json::json;
+
+    #[test]
+    fn port_ana_record_takes_qlibs_config_or_its_default() {
+        let spec = RecordSpec::from_value(&json!({"class": "PortAnaRecord"})).unwrap();
+        let RecordSpec::PortAna(cfg) = spec else {
+            panic!("not a PortAnaRecord")
+        };
+        assert_eq!(cfg.strategy.topk(), 50);
+        assert_eq!(cfg.account.cash, 1e8);
+        assert_eq!(cfg.exchange.open_cost, 0.0005);
+        let spec = RecordSpec::from_value(&json!({
+            "class": "PortAnaRecord",
+            "module_path": "qlib.workflow.record_temp",
+            "kwargs": {
+                "config": {
+                    "strategy": {"class": "TopkDropoutStrategy",
+                                 "kwargs": {"signal": "<PRED>", "topk": 10, "n_drop": 2}},
+                    "executor": {"class": "SimulatorExecutor", "module_path": "qlib.backtest.executor",
+                                 "kwargs": {"time_per_step": "day", "generate_portfolio_metrics": true}},
+                    "backtest": {"start_time": null, "end_time": null, "account": 5000000,
+                                 "benchmark": "SH000905", "exchange_kwargs": {"deal_price": "open"}}
+                },
+                "risk_analysis_freq": "day",
+                "indicator_analysis_method": "value_weighted"
+            }
+        }))
+        .unwrap();
+        let RecordSpec::PortAna(cfg) = spec else {
+            panic!("not a PortAnaRecord")
+        };
+        assert!(matches!(&cfg.strategy, StrategyConfig::TopkDropoutStrategy(s) if s.topk == 10));
+        assert_eq!(cfg.start, None);
+        assert_eq!(cfg.exchange.deal_price.buy, "$open");
+        assert_eq!(cfg.indicator_method, WeightMethod::ValueWeighted);
+    }
+
+    #[test]
+    fn port_ana_record_refuses_intraday_analysis() {
+        let err = RecordSpec::from_value(&json!({
+            "class": "PortAnaRecord", "kwargs": {"risk_analysis_freq": ["day", "30min"]}
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("daily analysis only"), "{err}");
+    }
 }

@@ -103,6 +103,9 @@ impl TaskTrain {
 
         let t0 = Instant::now();
         let provider = Provider::open(&uri)?;
+        for r in &records {
+            r.check_data(&provider)?;
+        }
         let ds = DatasetH::from_value(&provider, dataset_v, self.cache.as_ref(), &|| {})?;
         let processor_state = ds.handler.processor_state();
         let with_test = records.iter().any(|r| matches!(r, RecordSpec::Signal));
@@ -129,7 +132,7 @@ impl TaskTrain {
         let (model, _) = Fitted::load(run)?;
         let mut state = RecordState::default();
         for r in &records {
-            r.generate(&model, test.as_ref(), run, &mut state)?;
+            r.generate(&model, test.as_ref(), &provider, run, &mut state)?;
             cancelled(ctx)?;
         }
         let rec_secs = t1.elapsed().as_secs_f64();

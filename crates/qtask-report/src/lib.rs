@@ -1,4 +1,6 @@
-//! qtask-report: one self-contained HTML report of a rolling model-training study.
+//! qtask-report: one self-contained HTML report of a rolling model-training study, and the
+//! backtest and signal-analysis sections ([`render_backtest_sections`],
+//! [`render_signal_sections`], [`render_backtest_page`]).
 //!
 //! [`render`] turns a [`ReportData`] into a complete HTML document with inline CSS and inline
 //! SVG charts, so the file opens offline and can be mailed or archived as is. The charts are
@@ -23,12 +25,17 @@
 
 #![warn(missing_docs)]
 
+mod backtest;
 mod chart;
 mod escape;
 mod format;
 mod page;
 mod series;
 
+pub use backtest::{
+    BacktestSection, RiskRow, SignalSection, render_backtest_page, render_backtest_sections,
+    render_signal_sections,
+};
 pub use escape::escape;
 pub use format::{MISSING, fmt_duration, fmt_sig4};
 pub use series::{cumulative, downsample_indices};

@@ -6,7 +6,7 @@ use crate::format::{fmt_duration, fmt_sig4};
 use crate::{MetricRow, ReportData, TaskRow};
 use std::fmt::Write;
 
-const CSS: &str = r#"
+pub(crate) const CSS: &str = r#"
 :root{--fg:#1f2937;--muted:#6b7280;--line:#e5e7eb;--bg:#f8fafc;--card:#fff;--accent:#2563eb}
 *{box-sizing:border-box}
 body{margin:0;background:var(--bg);color:var(--fg);font:14px/1.5 -apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
@@ -45,7 +45,7 @@ footer{color:var(--muted);font-size:12px;text-align:center;padding:8px 0 24px}
 "#;
 
 /// Records each chart's laid-out size so headless tests can prove the browser drew it.
-const PROBE_SCRIPT: &str = r#"window.addEventListener('load',function(){var n=0;document.querySelectorAll('svg.chart').forEach(function(s){var r=s.getBoundingClientRect();var w=Math.round(r.width),h=Math.round(r.height);s.setAttribute('data-rendered',w+'x'+h);if(w>0&&h>0){n++;}});document.body.setAttribute('data-charts',String(n));});"#;
+pub(crate) const PROBE_SCRIPT: &str = r#"window.addEventListener('load',function(){var n=0;document.querySelectorAll('svg.chart').forEach(function(s){var r=s.getBoundingClientRect();var w=Math.round(r.width),h=Math.round(r.height);s.setAttribute('data-rendered',w+'x'+h);if(w>0&&h>0){n++;}});document.body.setAttribute('data-charts',String(n));});"#;
 
 /// Builds the complete HTML document.
 pub(crate) fn render_page(data: &ReportData) -> String {
@@ -107,7 +107,7 @@ fn header(out: &mut String, data: &ReportData) {
 }
 
 /// Writes a card with a heading and either the body or a "no data" line.
-fn section(out: &mut String, id: &str, heading: &str, body: Option<String>) {
+pub(crate) fn section(out: &mut String, id: &str, heading: &str, body: Option<String>) {
     let _ = write!(
         out,
         r#"<section id="sec-{id}"><h2>{}</h2>"#,

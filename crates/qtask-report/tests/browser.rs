@@ -123,3 +123,82 @@ fn chromium_lays_out_all_three_charts() {
         assert!(w > 0 && h > 0, "{id} rendered as {size}");
     }
 }
+
+#[test]
+fn chromium_lays_out_every_backtest_chart() {
+    if std::env::var("QTASK_TEST_BROWSER").as_deref() != Ok("1") {
+        eprintln!(
+            "skipping chromium_lays_out_every_backtest_chart: set QTASK_TEST_BROWSER=1 to run it"
+        );
+        return;
+    }
+    let days = common::business_days(300);
+    let mut rng = common::Rng::new(7);
+    let mut noise = |scale: f64| -> Vec<f64> {
+        (0..days.len())
+            .map(|_| (rng.next_f64() - 0.5) * scale)
+            .collect()
+    };
+    let bt = qtask_report::BacktestSection {
+        dates: days.clone(),
+        returns: noise(0.02),
+        costs: vec![0.0004; days.len()],
+        bench: noise(0.015),
+        turnover: noise(0.4).iter().map(|x| x.abs()).collect(),
+        risk: Vec::new(),
+        facts: vec![("Strategy".into(), "TopkDropoutStrategy".into())],
+    };
+    let sig = qtask_report::SignalSection {
+        group_dates: days.clone(),
+        group_returns: [
+            "Group1",
+            "Group2",
+            "Group3",
+            "Group4",
+            "Group5",
+            "long-short",
+        ]
+        .iter()
+        .map(|g| (g.to_string(), noise(0.01)))
+        .collect(),
+        monthly_ic: (1..=12)
+            .map(|m| (2017, m, (m as f64 - 6.0) / 100.0))
+            .collect(),
+        dates: days.clone(),
+        rank_autocorr: noise(1.0),
+        turnover_top: noise(1.0).iter().map(|x| x.abs()).collect(),
+        turnover_bottom: noise(1.0).iter().map(|x| x.abs()).collect(),
+    };
+    let dir = TempDir::new("browser-bt");
+    let profile = dir.0.join("profile");
+    fs::create_dir_all(&profile).unwrap();
+    let html_path = dir.0.join("report.html");
+    fs::write(
+        &html_path,
+        qtask_report::render_backtest_page("backtest", &[], "now", &bt, Some(&sig)),
+    )
+    .unwrap();
+    let dom = dump_dom(&html_path, &profile, &dir.0.join("dom.html"));
+    let body_at = dom.find("<body").expect("no body in dumped DOM");
+    let body_tag = &dom[body_at..body_at + dom[body_at..].find('>').unwrap()];
+    assert!(
+        body_tag.contains(r#"data-charts="8""#),
+        "body tag: {body_tag}"
+    );
+    for id in [
+        "chart-bt-cum-return",
+        "chart-bt-excess",
+        "chart-bt-drawdown",
+        "chart-bt-turnover",
+        "chart-sig-groups",
+        "chart-sig-monthly-ic",
+        "chart-sig-autocorr",
+        "chart-sig-turnover",
+    ] {
+        let size =
+            attribute_of(&dom, id, "data-rendered").unwrap_or_else(|| panic!("{id} not measured"));
+        let (w, h) = size.split_once('x').unwrap();
+        let (w, h): (u32, u32) = (w.parse().unwrap(), h.parse().unwrap());
+        assert!(w > 0 && h > 0, "{id} rendered as {size}");
+    }
+}

@@ -27,12 +27,14 @@
 #![warn(missing_docs)]
 
 mod csv;
+mod date_frame;
 mod error;
 mod parquet_io;
 mod series;
 mod table;
 mod time;
 
+pub use date_frame::DateFrame;
 pub use error::{Result, TableError};
 pub use series::DateSeries;
 pub use table::{PredTable, TableBuilder};

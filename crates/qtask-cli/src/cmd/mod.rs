@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod backtest;
 pub mod bench;
 pub mod collect;
 pub mod data;

@@ -2,11 +2,15 @@
 //! the page can print a "no data" line instead of an empty frame.
 
 mod cum_ic;
+mod heatmap;
 mod importance;
+mod timeseries;
 mod window_ic;
 
 pub(crate) use cum_ic::{MAX_POINTS, cum_ic_chart};
+pub(crate) use heatmap::month_heatmap;
 pub(crate) use importance::{TOP_N, importance_chart};
+pub(crate) use timeseries::{Line, YFormat, time_chart};
 pub(crate) use window_ic::window_ic_chart;
 
 use crate::escape::escape;

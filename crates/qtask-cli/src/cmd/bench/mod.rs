@@ -1,5 +1,6 @@
 //! `qtask bench ...`: benchmarks behind the performance claims of the README.
 
+mod backtest;
 mod ensemble;
 mod features;
 mod pit;
@@ -24,6 +25,8 @@ pub enum BenchCommand {
     Pit(pit::BenchPitArgs),
     /// A whole rolling LightGBM study: total seconds vs seconds inside LightGBM, peak memory.
     Rolling(rolling::BenchRollingArgs),
+    /// A daily TopkDropout backtest on a synthetic market (inputs kept to time Qlib on them).
+    Backtest(backtest::BenchBacktestArgs),
 }
 
 /// Runs a benchmark.
@@ -35,6 +38,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Runs(a) => runs::run(a),
         BenchCommand::Pit(a) => pit::run(a),
         BenchCommand::Rolling(a) => rolling::run(a),
+        BenchCommand::Backtest(a) => backtest::run(a),
     }
 }
 
