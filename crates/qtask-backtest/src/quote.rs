@@ -324,6 +324,9 @@ impl Quote {
                     .collect();
                 provider.list_instruments(&Instruments::List(known), start, end)?
             }
+            filtered @ Instruments::Filtered { .. } => {
+                provider.list_instruments(filtered, start, end)?
+            }
         };
         Ok(listed
             .into_iter()

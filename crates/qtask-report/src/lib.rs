@@ -68,6 +68,13 @@ pub struct ReportData {
     pub importance: Vec<(String, f64)>,
     /// Free text lines shown under the title.
     pub notes: Vec<String>,
+    /// Signal diagnostics of the ensembled prediction (quantile returns, monthly IC, rank
+    /// autocorrelation), when its labels are known.
+    #[serde(default)]
+    pub signal: Option<SignalSection>,
+    /// The backtest of the ensembled prediction, when the study configures a `PortAnaRecord`.
+    #[serde(default)]
+    pub backtest: Option<BacktestSection>,
 }
 
 /// One task (window) of the study.

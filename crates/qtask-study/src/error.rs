@@ -29,9 +29,12 @@ pub enum StudyError {
     /// Market data.
     #[error(transparent)]
     Data(#[from] qtask_data::DataError),
-    /// Signal analysis.
+    /// Signal analysis and records.
     #[error(transparent)]
     Model(#[from] qtask_model::ModelError),
+    /// The backtest of the ensembled prediction.
+    #[error(transparent)]
+    Backtest(#[from] qtask_backtest::BacktestError),
     /// A file or folder could not be written.
     #[error("cannot write {path}: {source}")]
     Write {

@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+pub mod analysis;
 pub mod ensemble;
 pub mod error;
 pub mod example;
@@ -21,6 +22,7 @@ pub mod study;
 pub mod train;
 pub mod windows;
 
+pub use analysis::{StudyAnalysis, port_analysis};
 pub use ensemble::{Ensembled, IC_METRICS, ensemble, json_num, window_json};
 pub use error::{Result, StudyError};
 pub use example::Example;

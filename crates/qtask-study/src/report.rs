@@ -9,20 +9,27 @@ use qtask_record::{format_millis, now_millis};
 use qtask_report::{MetricRow, ReportData, TaskRow, WindowMetrics};
 use qtask_table::ns_to_datetime;
 
+use qtask_backtest::report::{section, signal_section};
+
+use crate::analysis::StudyAnalysis;
 use crate::ensemble::{Ensembled, IC_METRICS};
 use crate::error::{Result, StudyError};
 use crate::windows::Window;
 
-/// Writes the report of `windows` and their ensemble (with its daily IC) to `out`, atomically.
+/// Writes the report of `windows`, their ensemble (with its daily IC) and its analyses to
+/// `out`, atomically.
 pub fn write_report(
     out: &Path,
     title: &str,
     experiment: &str,
     windows: &[Window],
     ens: Option<(&Ensembled, Option<&DailyIc>)>,
+    analysis: &StudyAnalysis,
     notes: Vec<String>,
 ) -> Result<()> {
-    let data = report_data(title, experiment, windows, ens, notes);
+    let mut data = report_data(title, experiment, windows, ens, notes);
+    data.signal = analysis.signal.as_ref().map(signal_section);
+    data.backtest = analysis.backtest.as_ref().map(section);
     qtask_core::fsutil::write_atomic(out, qtask_report::render(&data).as_bytes())
         .map_err(|e| StudyError::write(out, e))
 }
@@ -124,5 +131,7 @@ pub fn report_data(
         metrics,
         importance,
         notes,
+        signal: None,
+        backtest: None,
     }
 }

@@ -14,6 +14,7 @@ use qtask_record::RecordStore;
 use qtask_runner::{StopFlag, TrainerKind};
 use serde_json::{Value, json};
 
+use crate::analysis::StudyAnalysis;
 use crate::ensemble::{Ensembled, ensemble, json_num, window_json};
 use crate::error::{Result, StudyError};
 use crate::exec::ExecSpec;
@@ -81,6 +82,8 @@ pub struct PhaseTimings {
     pub model_fit: f64,
     /// Reading the runs back, ensembling, writing the prediction.
     pub collect: f64,
+    /// The signal analysis and the backtest of the ensemble.
+    pub analysis: f64,
     /// Writing the report.
     pub report: f64,
     /// The whole study.
@@ -96,6 +99,9 @@ pub struct StudyPaths {
     pub summary: PathBuf,
     /// The HTML report.
     pub report: PathBuf,
+    /// The backtest's folder (`report_normal.parquet`, `positions.parquet`, `risk.json`, ...),
+    /// when the template configures a `PortAnaRecord`.
+    pub backtest: Option<PathBuf>,
 }
 
 /// What a study produced.
@@ -111,6 +117,8 @@ pub struct StudyResult {
     pub ensemble: Ensembled,
     /// Its daily IC and Rank IC, when the windows had labels.
     pub daily_ic: Option<DailyIc>,
+    /// Its signal diagnostics and, with a `PortAnaRecord`, its backtest.
+    pub analysis: StudyAnalysis,
     /// Seconds per phase.
     pub timings: PhaseTimings,
     /// The files written.
@@ -247,15 +255,25 @@ impl Study {
             .ok_or_else(|| StudyError::Invalid("no run saved a pred.parquet to collect".into()))?;
         let daily = first.daily_ic()?;
         std::fs::create_dir_all(&cfg.out).map_err(|e| StudyError::write(&cfg.out, e))?;
-        let paths = StudyPaths {
+        let mut paths = StudyPaths {
             pred: cfg.out.join("pred.parquet"),
             summary: cfg.out.join("summary.json"),
             report: cfg.out.join("report.html"),
+            backtest: None,
         };
         first.pred.write_parquet(&paths.pred)?;
         observer.step();
         observer.end();
         let t_collect = t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        let analysis = StudyAnalysis::of(&first, &tasks[0], Some(&self.provider))?;
+        if analysis.backtest.is_some() {
+            let dir = cfg.out.join("backtest");
+            analysis.write_backtest(&dir)?;
+            paths.backtest = Some(dir);
+        }
+        let t_analysis = t.elapsed().as_secs_f64();
 
         let ens_metrics = daily
             .as_ref()
@@ -285,8 +303,12 @@ impl Study {
                 "train": t_train,
                 "model_fit": fit_secs,
                 "collect": t_collect,
+                "analysis": t_analysis,
             },
         });
+        if let Some(bt) = &analysis.backtest {
+            summary["backtest"] = bt.risk_json();
+        }
 
         let t = Instant::now();
         observer.begin(StudyPhase::Report, 1);
@@ -296,6 +318,7 @@ impl Study {
             &self.experiment,
             &windows,
             Some((&first, daily.as_ref())),
+            &analysis,
             vec![
                 format!("config: {}", cfg.template.display()),
                 format!("{} tasks, trainer {}", tasks.len(), cfg.trainer.qlib_name()),
@@ -320,11 +343,13 @@ impl Study {
             windows,
             ensemble: first,
             daily_ic: daily,
+            analysis,
             timings: PhaseTimings {
                 generate: t_gen,
                 train: t_train,
                 model_fit: fit_secs,
                 collect: t_collect,
+                analysis: t_analysis,
                 report: t_report,
                 total,
             },
@@ -334,10 +359,13 @@ impl Study {
     }
 }
 
-/// Writes the report of an experiment's study (its latest run of every task) to `out`.
+/// Writes the report of an experiment's study (its latest run of every task) to `out`: with
+/// the signal analysis of the ensemble, and its backtest when the tasks configure a
+/// `PortAnaRecord` and `provider` holds the market data.
 pub fn report_experiment(
     records: &RecordStore,
     experiment: &str,
+    provider: Option<&Path>,
     out: &Path,
     title: &str,
     notes: Vec<String>,
@@ -345,9 +373,9 @@ pub fn report_experiment(
     let windows = load_windows(records, experiment, None)?;
     let ens = ensemble(&windows)?;
     let first = ens.first();
-    let daily = match first {
-        Some(e) => e.daily_ic()?,
-        None => None,
+    let (daily, analysis) = match (first, windows.first()) {
+        (Some(e), Some(w)) => (e.daily_ic()?, StudyAnalysis::of(e, &w.task, provider)?),
+        _ => (None, StudyAnalysis::default()),
     };
     write_report(
         out,
@@ -355,6 +383,7 @@ pub fn report_experiment(
         experiment,
         &windows,
         first.map(|e| (e, daily.as_ref())),
+        &analysis,
         notes,
     )?;
     Ok(windows)

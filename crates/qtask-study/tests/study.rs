@@ -177,3 +177,47 @@ fn a_failing_task_fails_the_study_with_its_error() {
     );
     assert!(!s.config.out.join("pred.parquet").exists());
 }
+
+#[test]
+fn a_port_ana_record_backtests_the_ensembled_prediction() {
+    let mut s = setup("LGBModel", TrainerKind::R);
+    s.config.generators.rolling_step = Some(RollStep::Days(70));
+    let mut tmpl: Value =
+        serde_json::from_str(&std::fs::read_to_string(&s.config.template).unwrap()).unwrap();
+    let port = json!({"class": "PortAnaRecord", "module_path": "qlib.workflow.record_temp",
+        "kwargs": {"config": {
+            "strategy": {"class": "TopkDropoutStrategy",
+                         "module_path": "qlib.contrib.strategy.signal_strategy",
+                         "kwargs": {"signal": "<PRED>", "topk": 3, "n_drop": 1}},
+            "backtest": {"start_time": null, "end_time": null, "account": 10_000_000,
+                         "benchmark": "SH000300",
+                         "exchange_kwargs": {"limit_threshold": 0.095, "deal_price": "close",
+                                             "open_cost": 0.0005, "close_cost": 0.0015,
+                                             "min_cost": 5}}}}});
+    tmpl["task"]["record"].as_array_mut().unwrap().push(port.clone());
+    std::fs::write(&s.config.template, tmpl.to_string()).unwrap();
+
+    let done = Study::open(s.config.clone())
+        .unwrap()
+        .run(&StopFlag::new(), &Quiet)
+        .unwrap();
+    let bt = done.analysis.backtest.as_ref().expect("a backtest of the ensemble");
+    // The backtest is of the ensembled prediction as written, with the record's config.
+    let provider = qtask_data::Provider::open(s.dir.path().join("data")).unwrap();
+    let pred = PredTable::read_parquet(&done.paths.pred).unwrap();
+    let cfg = qtask_study::port_analysis(&json!({"record": [port]}))
+        .unwrap()
+        .unwrap();
+    let direct = qtask_backtest::backtest(&provider, &pred, &cfg).unwrap();
+    assert_eq!(bt.report, direct.report);
+    let dir = done.paths.backtest.as_ref().unwrap();
+    for f in ["report_normal.parquet", "positions.parquet", "risk.json"] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(&done.paths.summary).unwrap()).unwrap();
+    assert!(summary["backtest"]["excess_return_with_cost"]["annualized_return"].is_number());
+    assert!(done.analysis.signal.is_some());
+    let html = std::fs::read_to_string(&done.paths.report).unwrap();
+    assert!(html.contains("Backtest: risk analysis"));
+}

@@ -15,6 +15,10 @@ pub struct ReportArgs {
     experiment: String,
     #[command(flatten)]
     tracking: TrackingFlags,
+    /// Qlib data folder for the backtest of the ensemble when the tasks configure a
+    /// PortAnaRecord [env: QTASK_PROVIDER_URI; without it the report has no backtest].
+    #[arg(long, env = "QTASK_PROVIDER_URI")]
+    provider_uri: Option<PathBuf>,
     /// Where to write the page.
     #[arg(long, default_value = "report.html")]
     out: PathBuf,
@@ -26,6 +30,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     report_experiment(
         &store,
         &args.experiment,
+        args.provider_uri.as_deref(),
         &args.out,
         &format!("qtask report: {}", args.experiment),
         vec![format!("runs store: {}", store.uri())],

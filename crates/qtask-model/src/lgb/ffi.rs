@@ -411,7 +411,7 @@ impl Booster {
 
     /// Predictions for row-major `x` using the first `num_iteration` trees (0 = all).
     pub fn predict(&self, x: &[f32], n_features: usize, num_iteration: usize) -> Result<Vec<f64>> {
-        if n_features == 0 || x.len() % n_features != 0 {
+        if n_features == 0 || !x.len().is_multiple_of(n_features) {
             return Err(ModelError::Invalid(format!(
                 "{} values are not whole rows of {n_features} features",
                 x.len()

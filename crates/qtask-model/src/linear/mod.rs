@@ -174,7 +174,7 @@ impl LinearFit {
     pub fn predict(&self, x: &[f32]) -> Vec<f64> {
         let p = self.coef.len();
         assert!(
-            p > 0 && x.len() % p == 0,
+            p > 0 && x.len().is_multiple_of(p),
             "predict: {} values is not a whole number of rows of {p} features",
             x.len()
         );

@@ -149,6 +149,7 @@ pub fn realistic_data() -> ReportData {
             "config: examples/csi100_lgb.yaml".into(),
             "phases: train 412.3 s, predict 35.1 s, ensemble 2.2 s <fast>".into(),
         ],
+        ..ReportData::default()
     }
 }
 
