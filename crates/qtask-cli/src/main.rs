@@ -49,6 +49,8 @@ enum Command {
     /// Run one recorded task in a child process (used by `worker --force-release`).
     #[command(hide = true)]
     WorkerTask(cmd::worker::WorkerTaskArgs),
+    /// Serve the web dashboard: pools, tasks, experiments, runs and study reports.
+    Ui(cmd::ui::UiArgs),
     /// Benchmarks (figures quoted in the README come from these).
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -100,6 +102,7 @@ fn main() -> ExitCode {
         Command::Backtest(args) => cmd::backtest::run(*args),
         Command::Example(cmd) => cmd::example::run(cmd),
         Command::WorkerTask(args) => cmd::worker::run_child(args),
+        Command::Ui(args) => cmd::ui::run(args),
         Command::Bench(cmd) => cmd::bench::run(cmd),
     };
     match result {

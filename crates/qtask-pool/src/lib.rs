@@ -12,6 +12,7 @@ pub mod claim;
 pub mod error;
 #[cfg(feature = "mongodb")]
 pub mod mongo;
+pub mod overview;
 pub mod pool;
 pub mod postgres;
 pub mod query;
@@ -23,6 +24,7 @@ pub mod task;
 
 pub use claim::{Claim, SafeFetchError, safe_fetch};
 pub use error::{PoolError, Result};
+pub use overview::{PageRequest, PoolOverview, SortKey};
 pub use pool::{
     CreateOptions, DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS, FetchOptions, TaskPool, TaskStat,
     default_owner, unfinished,

@@ -163,6 +163,24 @@ pub trait TaskPool: Send + Sync {
     /// The pool names in this store.
     fn list(&self) -> Result<Vec<String>>;
 
+    /// The pool at a glance: counts per status, expired leases, the oldest waiting task.
+    /// SQLite and PostgreSQL count from their keys and indexes (see [`crate::overview`]).
+    fn overview(&self) -> Result<crate::overview::PoolOverview> {
+        crate::overview::overview_by_query(self)
+    }
+
+    /// One page of the pool's tasks, filtered by status and sorted (see
+    /// [`crate::overview::PageRequest`]).
+    fn task_page(&self, page: &crate::overview::PageRequest) -> Result<Vec<Task>> {
+        crate::overview::page_by_query(self, page)
+    }
+
+    /// Durations in seconds (`finished_at - started_at`) of the `limit` done tasks that
+    /// finished last, latest first.
+    fn done_durations(&self, limit: usize) -> Result<Vec<f64>> {
+        crate::overview::durations_by_query(self, limit)
+    }
+
     /// Blocks until no matching task is `waiting`, `running` or `part_done`, polling every
     /// `poll` and reporting each count to `progress`. Returns `false` on timeout.
     fn wait(

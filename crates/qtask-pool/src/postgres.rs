@@ -15,6 +15,8 @@ use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
 use serde_json::Value;
 
+mod overview;
+
 use crate::error::{PoolError, Result};
 use crate::pool::{CreateOptions, DEFAULT_MAX_ATTEMPTS, FetchOptions, TaskPool, TaskStat};
 use crate::query::Query;
@@ -721,10 +723,29 @@ impl TaskPool for PgPool {
         Ok(())
     }
 
+    fn overview(&self) -> Result<crate::overview::PoolOverview> {
+        self.overview_fast()
+    }
+
+    fn task_page(&self, page: &crate::overview::PageRequest) -> Result<Vec<Task>> {
+        self.page_fast(page)
+    }
+
+    fn done_durations(&self, limit: usize) -> Result<Vec<f64>> {
+        self.durations_fast(limit)
+    }
+
     fn list(&self) -> Result<Vec<String>> {
-        let rows = self
-            .client()?
-            .query("SELECT DISTINCT pool FROM qtask_tasks ORDER BY pool", &[])?;
+        // One index seek per pool (a loose index scan), not a pass over every task.
+        let rows = self.client()?.query(
+            "WITH RECURSIVE p(pool) AS ( \
+                 (SELECT pool FROM qtask_tasks ORDER BY pool LIMIT 1) \
+                 UNION ALL \
+                 SELECT (SELECT t.pool FROM qtask_tasks t WHERE t.pool > p.pool ORDER BY t.pool LIMIT 1) \
+                 FROM p WHERE p.pool IS NOT NULL) \
+             SELECT pool FROM p WHERE pool IS NOT NULL",
+            &[],
+        )?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }

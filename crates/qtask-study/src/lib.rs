@@ -28,7 +28,9 @@ pub use error::{Result, StudyError};
 pub use example::Example;
 pub use exec::ExecSpec;
 pub use observe::{Observer, Quiet, StudyPhase};
-pub use report::{report_data, write_report};
-pub use study::{PhaseTimings, Study, StudyConfig, StudyPaths, StudyResult, report_experiment};
+pub use report::{analysed_report_data, report_data, write_report};
+pub use study::{
+    PhaseTimings, Study, StudyConfig, StudyPaths, StudyResult, experiment_report, report_experiment,
+};
 pub use train::{PoolTarget, TrainSetup, train_tasks};
 pub use windows::{Window, load_windows};

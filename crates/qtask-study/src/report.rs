@@ -27,11 +27,24 @@ pub fn write_report(
     analysis: &StudyAnalysis,
     notes: Vec<String>,
 ) -> Result<()> {
+    let data = analysed_report_data(title, experiment, windows, ens, analysis, notes);
+    qtask_core::fsutil::write_atomic(out, qtask_report::render(&data).as_bytes())
+        .map_err(|e| StudyError::write(out, e))
+}
+
+/// The report's data with the signal analysis and backtest sections filled in.
+pub fn analysed_report_data(
+    title: &str,
+    experiment: &str,
+    windows: &[Window],
+    ens: Option<(&Ensembled, Option<&DailyIc>)>,
+    analysis: &StudyAnalysis,
+    notes: Vec<String>,
+) -> ReportData {
     let mut data = report_data(title, experiment, windows, ens, notes);
     data.signal = analysis.signal.as_ref().map(signal_section);
     data.backtest = analysis.backtest.as_ref().map(section);
-    qtask_core::fsutil::write_atomic(out, qtask_report::render(&data).as_bytes())
-        .map_err(|e| StudyError::write(out, e))
+    data
 }
 
 /// Everything the HTML report shows.

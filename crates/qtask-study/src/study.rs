@@ -11,6 +11,7 @@ use qtask_model::signal::IcSummary;
 use qtask_model::workflow::SECONDS_FIT;
 use qtask_pool::DEFAULT_STORE;
 use qtask_record::RecordStore;
+use qtask_report::ReportData;
 use qtask_runner::{StopFlag, TrainerKind};
 use serde_json::{Value, json};
 
@@ -19,7 +20,7 @@ use crate::ensemble::{Ensembled, ensemble, json_num, window_json};
 use crate::error::{Result, StudyError};
 use crate::exec::ExecSpec;
 use crate::observe::{Observer, StudyPhase};
-use crate::report::write_report;
+use crate::report::{analysed_report_data, write_report};
 use crate::train::{PoolTarget, TrainSetup, train_tasks};
 use crate::windows::{Window, load_windows};
 
@@ -359,9 +360,35 @@ impl Study {
     }
 }
 
-/// Writes the report of an experiment's study (its latest run of every task) to `out`: with
-/// the signal analysis of the ensemble, and its backtest when the tasks configure a
-/// `PortAnaRecord` and `provider` holds the market data.
+/// The report of an experiment's study (its latest run of every task): with the signal
+/// analysis of the ensemble, and its backtest when the tasks configure a `PortAnaRecord` and
+/// `provider` holds the market data. Returns the windows it read as well.
+pub fn experiment_report(
+    records: &RecordStore,
+    experiment: &str,
+    provider: Option<&Path>,
+    title: &str,
+    notes: Vec<String>,
+) -> Result<(ReportData, Vec<Window>)> {
+    let windows = load_windows(records, experiment, None)?;
+    let ens = ensemble(&windows)?;
+    let first = ens.first();
+    let (daily, analysis) = match (first, windows.first()) {
+        (Some(e), Some(w)) => (e.daily_ic()?, StudyAnalysis::of(e, &w.task, provider)?),
+        _ => (None, StudyAnalysis::default()),
+    };
+    let data = analysed_report_data(
+        title,
+        experiment,
+        &windows,
+        first.map(|e| (e, daily.as_ref())),
+        &analysis,
+        notes,
+    );
+    Ok((data, windows))
+}
+
+/// Writes [`experiment_report`] to `out` as one HTML file.
 pub fn report_experiment(
     records: &RecordStore,
     experiment: &str,
@@ -370,21 +397,8 @@ pub fn report_experiment(
     title: &str,
     notes: Vec<String>,
 ) -> Result<Vec<Window>> {
-    let windows = load_windows(records, experiment, None)?;
-    let ens = ensemble(&windows)?;
-    let first = ens.first();
-    let (daily, analysis) = match (first, windows.first()) {
-        (Some(e), Some(w)) => (e.daily_ic()?, StudyAnalysis::of(e, &w.task, provider)?),
-        _ => (None, StudyAnalysis::default()),
-    };
-    write_report(
-        out,
-        title,
-        experiment,
-        &windows,
-        first.map(|e| (e, daily.as_ref())),
-        &analysis,
-        notes,
-    )?;
+    let (data, windows) = experiment_report(records, experiment, provider, title, notes)?;
+    qtask_core::fsutil::write_atomic(out, qtask_report::render(&data).as_bytes())
+        .map_err(|e| StudyError::write(out, e))?;
     Ok(windows)
 }

@@ -194,14 +194,21 @@ fn a_port_ana_record_backtests_the_ensembled_prediction() {
                          "exchange_kwargs": {"limit_threshold": 0.095, "deal_price": "close",
                                              "open_cost": 0.0005, "close_cost": 0.0015,
                                              "min_cost": 5}}}}});
-    tmpl["task"]["record"].as_array_mut().unwrap().push(port.clone());
+    tmpl["task"]["record"]
+        .as_array_mut()
+        .unwrap()
+        .push(port.clone());
     std::fs::write(&s.config.template, tmpl.to_string()).unwrap();
 
     let done = Study::open(s.config.clone())
         .unwrap()
         .run(&StopFlag::new(), &Quiet)
         .unwrap();
-    let bt = done.analysis.backtest.as_ref().expect("a backtest of the ensemble");
+    let bt = done
+        .analysis
+        .backtest
+        .as_ref()
+        .expect("a backtest of the ensemble");
     // The backtest is of the ensembled prediction as written, with the record's config.
     let provider = qtask_data::Provider::open(s.dir.path().join("data")).unwrap();
     let pred = PredTable::read_parquet(&done.paths.pred).unwrap();

@@ -13,4 +13,5 @@ pub mod qrun;
 pub mod report;
 pub mod rolling;
 pub mod train;
+pub mod ui;
 pub mod worker;

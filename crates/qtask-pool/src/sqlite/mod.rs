@@ -46,6 +46,7 @@ mod checkpoint;
 mod claim;
 mod conn;
 mod hot;
+mod overview;
 mod rows;
 mod schema;
 mod statements;
@@ -656,6 +657,18 @@ impl TaskPool for SqlitePool {
             params![self.pool, max_attempts],
         )?;
         Ok(())
+    }
+
+    fn overview(&self) -> Result<crate::overview::PoolOverview> {
+        self.overview_fast()
+    }
+
+    fn task_page(&self, page: &crate::overview::PageRequest) -> Result<Vec<Task>> {
+        self.page_fast(page)
+    }
+
+    fn done_durations(&self, limit: usize) -> Result<Vec<f64>> {
+        self.durations_fast(limit)
     }
 
     fn list(&self) -> Result<Vec<String>> {

@@ -16,6 +16,9 @@ use qtask_pool::{
 };
 use serde_json::{Value, json};
 
+/// The dashboard reads (`overview`, `task_page`, `done_durations`), listed below.
+mod overview;
+
 /// A fresh, uniquely named pool, emptied when the check ends (so a shared server does not
 /// fill up with test pools).
 pub struct Fresh(Box<dyn TaskPool>);
@@ -839,5 +842,21 @@ checks! {
             p.commit_task_res(&next.task.id, Some(&first.token), &json!("x"), None),
             Err(PoolError::LeaseLost { .. })
         ));
+    }
+
+    pub fn overview_agrees_with_query(url: &str) {
+        overview::overview_agrees_with_query(url)
+    }
+
+    pub fn oldest_waiting_among_many_priorities(url: &str) {
+        overview::oldest_waiting_among_many_priorities(url)
+    }
+
+    pub fn task_page_sorts_filters_and_pages(url: &str) {
+        overview::task_page_sorts_filters_and_pages(url)
+    }
+
+    pub fn done_durations_latest_first(url: &str) {
+        overview::done_durations_latest_first(url)
     }
 }

@@ -7,6 +7,7 @@ mod pit;
 mod pool;
 mod rolling;
 mod runs;
+mod ui;
 
 use clap::Subcommand;
 
@@ -27,6 +28,8 @@ pub enum BenchCommand {
     Rolling(rolling::BenchRollingArgs),
     /// A daily TopkDropout backtest on a synthetic market (inputs kept to time Qlib on them).
     Backtest(backtest::BenchBacktestArgs),
+    /// Response time of the dashboard's pages over a pool of a million tasks.
+    Ui(ui::BenchUiArgs),
 }
 
 /// Runs a benchmark.
@@ -39,6 +42,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Pit(a) => pit::run(a),
         BenchCommand::Rolling(a) => rolling::run(a),
         BenchCommand::Backtest(a) => backtest::run(a),
+        BenchCommand::Ui(a) => ui::run(a),
     }
 }
 
