@@ -1,9 +1,12 @@
-//! qtask's quant workflow: Qlib's `LGBModel` (LightGBM) and `LinearModel`, the `SignalRecord`
+//! qtask's quant workflow: Qlib's `LGBModel` (LightGBM), `XGBModel` (XGBoost),
+//! `DEnsembleModel` (DoubleEnsemble over LightGBM) and `LinearModel`, the `SignalRecord`
 //! and `SigAnaRecord` records, and `task_train`, the built-in executor that trains one task
 //! into an experiment run.
 #![warn(missing_docs)]
 
+pub mod dens;
 pub mod error;
+pub mod exec_only;
 pub mod lgb;
 pub mod linear;
 pub mod memory;
@@ -11,6 +14,7 @@ pub mod model;
 pub mod records;
 pub mod signal;
 pub mod workflow;
+pub mod xgb;
 
 pub use error::{ModelError, Result};
 pub use model::{Fitted, ModelSpec};
