@@ -338,8 +338,9 @@ impl LossCurve {
     /// `retrieve_loss_curve`: adds the trees one at a time (each tree's own prediction, as
     /// `predict(start_iteration=t, num_iteration=1)`), ranking the losses after each.
     fn retrieve(model: &LgbModel, x: &[f32], nf: usize, y: &[f32]) -> Result<LossCurve> {
-        // The booster Qlib holds keeps the trees up to the best iteration.
-        let trees = model.best_iteration;
+        // The booster Qlib holds keeps the trees up to the best iteration (rounds that found
+        // no split added none).
+        let trees = model.best_iteration.min(model.booster.current_iteration()?);
         let n = y.len();
         let part = ((trees as f64 * 0.1) as usize).max(1);
         let mut pred = vec![0f64; n];

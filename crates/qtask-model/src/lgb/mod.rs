@@ -233,12 +233,11 @@ pub fn train(
     let mut best: Vec<Option<(f64, usize)>> = vec![None; metrics.len()];
     let mut best_iter: Option<usize> = None;
     for iter in 0..cfg.num_boost_round {
-        let finished = booster.update()?;
+        // A round that finds no split adds no tree; LightGBM's Python package goes on with the
+        // next round all the same (another feature sample may split), and so does this loop.
+        booster.update()?;
         log.train.push(booster.eval(0)?);
         if valid_ds.is_none() {
-            if finished {
-                break;
-            }
             continue;
         }
         let scores = booster.eval(1)?;
@@ -258,7 +257,7 @@ pub fn train(
             }
         }
         log.valid.push(scores);
-        let last = finished || iter + 1 == cfg.num_boost_round;
+        let last = iter + 1 == cfg.num_boost_round;
         // LightGBM checks the valid metrics in order; the first that stalls (or, at the last
         // round, the first metric) decides the iteration kept.
         let stop = best
