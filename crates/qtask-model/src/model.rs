@@ -223,26 +223,19 @@ impl ModelSpec {
             }
             (ModelSpec::Xgb(cfg), LearnData::Rows { train, valid }) => {
                 let y = single_label(&train, "train")?;
-                let valid_y = valid
-                    .as_ref()
-                    .map(|v| single_label(v, "valid"))
-                    .transpose()?;
-                let nf = train.feature_names.len();
-                let (model, log) = xgb::train(
-                    cfg,
-                    (&train.features, &y),
-                    valid
-                        .as_ref()
-                        .zip(valid_y.as_deref())
-                        .map(|(v, y)| (&v.features[..], y)),
-                    nf,
-                )?;
+                let rows = y.len();
+                let valid = valid
+                    .map(|v| Ok::<_, ModelError>((single_label(&v, "valid")?, v.features)))
+                    .transpose()?
+                    .map(|(y, x)| (x, y));
+                let names = train.feature_names;
+                let (model, log) = xgb::train(cfg, (train.features, y), valid, names.len())?;
                 Ok((
                     Fitted::Xgb(model),
                     FitReport {
                         fit_time: log.elapsed,
-                        train_rows: y.len(),
-                        feature_names: train.feature_names,
+                        train_rows: rows,
+                        feature_names: names,
                         log: Some(log),
                     },
                 ))

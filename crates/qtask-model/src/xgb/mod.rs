@@ -123,19 +123,22 @@ fn parse_eval(line: &str) -> Result<Vec<(String, String, f64)>> {
 }
 
 /// Trains as Qlib's `XGBModel.fit`: `train` and `valid` are row-major features with one label
-/// per row. Each round evaluates both sets; early stopping watches the last metric of the last
-/// set and records `best_iteration`/`best_score` on the booster, as `xgb.train` does.
+/// per row, freed once XGBoost has copied them. Each round evaluates both sets; early stopping
+/// watches the last metric of the last set and records `best_iteration`/`best_score` on the
+/// booster, as `xgb.train` does.
 pub fn train(
     cfg: &XgbConfig,
-    train: (&[f32], &[f32]),
-    valid: Option<(&[f32], &[f32])>,
+    train: (Vec<f32>, Vec<f32>),
+    valid: Option<(Vec<f32>, Vec<f32>)>,
     n_features: usize,
 ) -> Result<(XgbModel, TrainLog)> {
     let start = Instant::now();
-    let dtrain = DMatrix::from_rows(train.0, n_features, Some(train.1))?;
+    let dtrain = DMatrix::from_rows(&train.0, n_features, Some(&train.1))?;
+    drop(train);
     let dvalid = valid
-        .map(|(x, y)| DMatrix::from_rows(x, n_features, Some(y)))
+        .map(|(x, y)| DMatrix::from_rows(&x, n_features, Some(&y)))
         .transpose()?;
+    crate::memory::release_freed();
     let mut sets: Vec<(&DMatrix, &str)> = vec![(&dtrain, "train")];
     if let Some(v) = &dvalid {
         sets.push((v, "valid"));
