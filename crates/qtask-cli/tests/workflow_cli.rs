@@ -259,7 +259,7 @@ fn qrun_trains_one_workflow_and_prints_its_metrics() {
     let bad = dir.join("bad.yaml");
     let text = std::fs::read_to_string(&config)
         .unwrap()
-        .replace("class: LGBModel", "class: XGBModel");
+        .replace("class: LGBModel", "class: MyModel");
     std::fs::write(&bad, text).unwrap();
     let out = qtask(
         dir,
@@ -272,7 +272,7 @@ fn qrun_trains_one_workflow_and_prints_its_metrics() {
             "bad",
         ],
     );
-    fails_with(&out, "unknown model class `XGBModel`");
+    fails_with(&out, "unknown model class `MyModel`");
     let listed = ok(&qtask(
         dir,
         &[
