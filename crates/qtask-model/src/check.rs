@@ -30,32 +30,6 @@ const MODEL_MODULES: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Qlib models qtask does not train itself: CatBoost, the high-frequency GBDT and every
-/// PyTorch model (`qlib.contrib.model.pytorch_*`).
-const EXEC_MODELS: &[&str] = &[
-    "CatBoostModel",
-    "HFLGBModel",
-    "ALSTM",
-    "GATs",
-    "GRU",
-    "LSTM",
-    "DNNModelPytorch",
-    "TabnetModel",
-    "SFM_Model",
-    "TCN",
-    "ADD",
-    "ADARNN",
-    "HIST",
-    "IGMTF",
-    "KRNN",
-    "LocalformerModel",
-    "Sandwich",
-    "TCTS",
-    "TRAModel",
-    "TransformerModel",
-    "GeneralPTNN",
-];
-
 fn invalid(msg: String) -> ModelError {
     ModelError::Invalid(msg)
 }
@@ -72,11 +46,14 @@ fn check_model_class(model: &Value) -> Result<()> {
     };
     let module = in_class.or_else(|| model.get("module_path").and_then(Value::as_str));
     let torch = module.is_some_and(|m| m.starts_with("qlib.contrib.model.pytorch_"));
-    if EXEC_MODELS.contains(&class) || torch {
+    if let Some(msg) = crate::exec_only::message(class, module) {
+        return Err(invalid(format!("model.class: `{class}` is refused: {msg}")));
+    }
+    if torch {
         return Err(invalid(format!(
-            "model.class: `{class}` is refused: qtask trains LGBModel, LinearModel, XGBModel and \
-             DEnsembleModel itself; run {class} with your own training script through \
-             `qtask worker --exec` (or `qtask run --exec`)"
+            "model.class: `{class}` is refused: a PyTorch model that task_train does not \
+             implement; run it with `qtask worker --exec 'python your_script.py'` (see \
+             docs/workers.md)"
         )));
     }
     if let (Some((_, modules)), Some(module)) =

@@ -15,6 +15,9 @@ pub enum ModelError {
     /// LightGBM refused (its own message).
     #[error("LightGBM: {0}")]
     Lightgbm(String),
+    /// XGBoost refused or could not be loaded (its own message).
+    #[error("XGBoost: {0}")]
+    Xgboost(String),
     /// The data layer failed (provider, expressions, handler).
     #[error(transparent)]
     Dataset(#[from] qtask_data::DataError),

@@ -1,10 +1,13 @@
-//! qtask's quant workflow: Qlib's `LGBModel` (LightGBM) and `LinearModel`, the `SignalRecord`
+//! qtask's quant workflow: Qlib's `LGBModel` (LightGBM), `XGBModel` (XGBoost),
+//! `DEnsembleModel` (DoubleEnsemble over LightGBM) and `LinearModel`, the `SignalRecord`
 //! and `SigAnaRecord` records, and `task_train`, the built-in executor that trains one task
 //! into an experiment run.
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod dens;
 pub mod error;
+pub mod exec_only;
 pub mod lgb;
 pub mod linear;
 pub mod memory;
@@ -12,6 +15,7 @@ pub mod model;
 pub mod records;
 pub mod signal;
 pub mod workflow;
+pub mod xgb;
 
 pub use check::check_task;
 pub use error::{ModelError, Result};

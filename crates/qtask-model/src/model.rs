@@ -11,16 +11,22 @@ use qtask_record::Run;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::dens::{self, DensConfig, DensData, DensModel};
 use crate::error::{ModelError, Result};
 use crate::lgb::{self, LgbConfig, LgbModel, Matrix, TrainLog};
 use crate::linear::{self, LinearConfig, LinearFit};
+use crate::xgb::{self, XgbConfig, XgbModel};
 
 /// Model classes `task_train` knows.
-pub const SUPPORTED_MODELS: &[&str] = &["LGBModel", "LinearModel"];
+pub const SUPPORTED_MODELS: &[&str] = &["LGBModel", "LinearModel", "XGBModel", "DEnsembleModel"];
 /// The artifact holding a LightGBM model (LightGBM's own text format).
 pub const LGB_ARTIFACT: &str = "model.txt";
 /// The artifact holding a linear model's coefficients.
 pub const LINEAR_ARTIFACT: &str = "model.json";
+/// The artifact holding an XGBoost model (XGBoost's own JSON format, every round).
+pub const XGB_ARTIFACT: &str = "model.xgb.json";
+/// The artifact holding a DoubleEnsemble (sub-model weights, features and LightGBM texts).
+pub const DENS_ARTIFACT: &str = "model.dens.json";
 /// The artifact describing the saved model (class, features, iterations).
 pub const META_ARTIFACT: &str = "model_meta.json";
 
@@ -31,6 +37,10 @@ pub enum ModelSpec {
     Lgb(LgbConfig),
     /// `LinearModel`.
     Linear(LinearConfig),
+    /// `XGBModel`.
+    Xgb(XgbConfig),
+    /// `DEnsembleModel`.
+    Dens(DensConfig),
 }
 
 /// Model metadata saved next to the model.
@@ -40,7 +50,8 @@ pub struct ModelMeta {
     pub class: String,
     /// Feature columns, in the order the model reads them.
     pub feature_names: Vec<String>,
-    /// LightGBM: the iteration kept (1-based).
+    /// LightGBM: the iteration kept (1-based); XGBoost: the best round on the valid segment
+    /// (1-based), while the model keeps every round as Qlib's does.
     pub best_iteration: Option<usize>,
 }
 
@@ -50,16 +61,21 @@ pub enum Fitted {
     Lgb(LgbModel),
     /// Linear coefficients.
     Linear(LinearFit),
+    /// An XGBoost booster.
+    Xgb(XgbModel),
+    /// A DoubleEnsemble of LightGBM boosters.
+    Dens(DensModel),
 }
 
 /// What fitting did.
 #[derive(Debug, Clone)]
 pub struct FitReport {
-    /// Time inside the model library (LightGBM or the linear solver).
+    /// Time inside the model library (LightGBM, XGBoost or the linear solver; for a
+    /// DoubleEnsemble, the whole fit with its re-weighting and feature selection).
     pub fit_time: Duration,
     /// Rows trained on.
     pub train_rows: usize,
-    /// LightGBM's per-iteration log.
+    /// LightGBM's or XGBoost's per-iteration log.
     pub log: Option<TrainLog>,
     /// Feature column names.
     pub feature_names: Vec<String>,
@@ -94,10 +110,17 @@ impl ModelSpec {
                 LinearConfig::from_kwargs(kwargs)
                     .map_err(|e| ModelError::Invalid(format!("LinearModel: {e}")))?,
             )),
-            other => Err(ModelError::Invalid(format!(
-                "unknown model class `{other}` (supported: {})",
-                SUPPORTED_MODELS.join(", ")
-            ))),
+            "XGBModel" => Ok(ModelSpec::Xgb(XgbConfig::from_kwargs(kwargs)?)),
+            "DEnsembleModel" => Ok(ModelSpec::Dens(DensConfig::from_kwargs(kwargs)?)),
+            other => Err(ModelError::Invalid(
+                crate::exec_only::message(other, v.get("module_path").and_then(Value::as_str))
+                    .unwrap_or_else(|| {
+                        format!(
+                            "unknown model class `{other}` (supported: {})",
+                            SUPPORTED_MODELS.join(", ")
+                        )
+                    }),
+            )),
         }
     }
 
@@ -106,6 +129,8 @@ impl ModelSpec {
         match self {
             ModelSpec::Lgb(_) => "LGBModel",
             ModelSpec::Linear(_) => "LinearModel",
+            ModelSpec::Xgb(_) => "XGBModel",
+            ModelSpec::Dens(_) => "DEnsembleModel",
         }
     }
 
@@ -132,7 +157,7 @@ impl ModelSpec {
         })?;
         let valid = check("valid", valid)?;
         Ok(match self {
-            ModelSpec::Lgb(_) => {
+            ModelSpec::Lgb(_) | ModelSpec::Dens(_) => {
                 // Column by column: LightGBM reads that layout, and no row-major copy is made.
                 let columns = |name: &str, f: Frame| {
                     let c = Columns::from_frame(f, n_features);
@@ -148,7 +173,7 @@ impl ModelSpec {
                     valid: valid.map(|v| columns("valid", v)).transpose()?,
                 }
             }
-            ModelSpec::Linear(_) => LearnData::Rows {
+            ModelSpec::Linear(_) | ModelSpec::Xgb(_) => LearnData::Rows {
                 train: Prepared::from_frame(&train, n_features),
                 valid: valid.map(|v| Prepared::from_frame(&v, n_features)),
             },
@@ -196,6 +221,43 @@ impl ModelSpec {
                     },
                 ))
             }
+            (ModelSpec::Xgb(cfg), LearnData::Rows { train, valid }) => {
+                let y = single_label(&train, "train")?;
+                let rows = y.len();
+                let valid = valid
+                    .map(|v| Ok::<_, ModelError>((single_label(&v, "valid")?, v.features)))
+                    .transpose()?
+                    .map(|(y, x)| (x, y));
+                let names = train.feature_names;
+                let (model, log) = xgb::train(cfg, (train.features, y), valid, names.len())?;
+                Ok((
+                    Fitted::Xgb(model),
+                    FitReport {
+                        fit_time: log.elapsed,
+                        train_rows: rows,
+                        feature_names: names,
+                        log: Some(log),
+                    },
+                ))
+            }
+            (ModelSpec::Dens(cfg), LearnData::Columns { train, valid }) => {
+                let (rows, names) = (train.rows, train.feature_names.clone());
+                let data = |mut c: Columns| DensData {
+                    columns: std::mem::take(&mut c.features),
+                    y: c.labels.swap_remove(0),
+                };
+                let start = std::time::Instant::now();
+                let (model, _) = dens::train(cfg, &data(train), valid.map(data).as_ref())?;
+                Ok((
+                    Fitted::Dens(model),
+                    FitReport {
+                        fit_time: start.elapsed(),
+                        train_rows: rows,
+                        feature_names: names,
+                        log: None,
+                    },
+                ))
+            }
             (spec, _) => Err(ModelError::Invalid(format!(
                 "{}: learn data prepared for another model",
                 spec.class()
@@ -206,14 +268,14 @@ impl ModelSpec {
 
 /// The learn segments a model trains on, in the layout it reads.
 pub enum LearnData {
-    /// Column by column (LightGBM).
+    /// Column by column (LightGBM, DoubleEnsemble).
     Columns {
         /// The `train` segment.
         train: Columns,
         /// The `valid` segment, when the dataset has one.
         valid: Option<Columns>,
     },
-    /// Row by row (linear models).
+    /// Row by row (linear models, XGBoost).
     Rows {
         /// The `train` segment.
         train: Prepared,
@@ -242,6 +304,7 @@ fn column_matrix(mut c: Columns) -> Matrix {
     Matrix {
         columns: std::mem::take(&mut c.features),
         y: c.labels.swap_remove(0),
+        weight: None,
     }
 }
 
@@ -297,26 +360,30 @@ impl Fitted {
                 }
                 Ok(m.predict(x))
             }
+            Fitted::Xgb(m) => m.predict(x, n_features),
+            Fitted::Dens(m) => m.predict(x, n_features),
         }
     }
 
-    /// Feature importance by name: LightGBM's split counts and gains.
+    /// Feature importance by name: split counts and total gains (LightGBM's; XGBoost's
+    /// `weight` and `total_gain`; a DoubleEnsemble's sub-models' weighted by `sub_weights`).
     pub fn importance(&self, names: &[String]) -> Result<Option<Value>> {
-        match self {
-            Fitted::Lgb(m) => {
-                let (split, gain) = m.importance()?;
-                let rows: Vec<Value> = names
-                    .iter()
-                    .zip(split.iter().zip(&gain))
-                    .map(|(n, (s, g))| json!({"feature": n, "split": s, "gain": g}))
-                    .collect();
-                Ok(Some(Value::Array(rows)))
-            }
-            Fitted::Linear(_) => Ok(None),
-        }
+        let (split, gain) = match self {
+            Fitted::Lgb(m) => m.importance()?,
+            Fitted::Xgb(m) => m.importance(names.len())?,
+            Fitted::Dens(m) => m.importance()?,
+            Fitted::Linear(_) => return Ok(None),
+        };
+        let rows: Vec<Value> = names
+            .iter()
+            .zip(split.iter().zip(&gain))
+            .map(|(n, (s, g))| json!({"feature": n, "split": s, "gain": g}))
+            .collect();
+        Ok(Some(Value::Array(rows)))
     }
 
-    /// Saves the model (`model.txt` or `model.json`) and `model_meta.json` into the run.
+    /// Saves the model (`model.txt`, `model.json`, `model.xgb.json` or `model.dens.json`) and
+    /// `model_meta.json` into the run.
     pub fn save(&self, run: &Run, feature_names: &[String]) -> Result<()> {
         let meta = match self {
             Fitted::Lgb(m) => {
@@ -331,6 +398,22 @@ impl Fitted {
                 run.save_json(LINEAR_ARTIFACT, m)?;
                 ModelMeta {
                     class: "LinearModel".into(),
+                    feature_names: feature_names.to_vec(),
+                    best_iteration: None,
+                }
+            }
+            Fitted::Xgb(m) => {
+                run.save_artifact_bytes(XGB_ARTIFACT, &m.to_json()?)?;
+                ModelMeta {
+                    class: "XGBModel".into(),
+                    feature_names: feature_names.to_vec(),
+                    best_iteration: m.best_iteration,
+                }
+            }
+            Fitted::Dens(m) => {
+                run.save_artifact_bytes(DENS_ARTIFACT, &m.to_json(feature_names)?)?;
+                ModelMeta {
+                    class: "DEnsembleModel".into(),
                     feature_names: feature_names.to_vec(),
                     best_iteration: None,
                 }
@@ -377,6 +460,48 @@ impl Fitted {
                 run.load_json(LINEAR_ARTIFACT)
                     .map_err(|e| bad(LINEAR_ARTIFACT, e.to_string()))?,
             ),
+            "XGBModel" => {
+                let bytes = run
+                    .load_artifact_bytes(XGB_ARTIFACT)
+                    .map_err(|e| bad(XGB_ARTIFACT, e.to_string()))?;
+                let m =
+                    XgbModel::from_json(&bytes).map_err(|e| bad(XGB_ARTIFACT, e.to_string()))?;
+                let n = m
+                    .booster
+                    .num_features()
+                    .map_err(|e| bad(XGB_ARTIFACT, e.to_string()))?;
+                if n != meta.feature_names.len() {
+                    return Err(bad(
+                        XGB_ARTIFACT,
+                        format!(
+                            "the model reads {n} features, {META_ARTIFACT} lists {}",
+                            meta.feature_names.len()
+                        ),
+                    ));
+                }
+                Fitted::Xgb(XgbModel {
+                    best_iteration: meta.best_iteration,
+                    ..m
+                })
+            }
+            "DEnsembleModel" => {
+                let bytes = run
+                    .load_artifact_bytes(DENS_ARTIFACT)
+                    .map_err(|e| bad(DENS_ARTIFACT, e.to_string()))?;
+                let m =
+                    DensModel::from_json(&bytes).map_err(|e| bad(DENS_ARTIFACT, e.to_string()))?;
+                if m.n_features != meta.feature_names.len() {
+                    return Err(bad(
+                        DENS_ARTIFACT,
+                        format!(
+                            "the ensemble reads {} features, {META_ARTIFACT} lists {}",
+                            m.n_features,
+                            meta.feature_names.len()
+                        ),
+                    ));
+                }
+                Fitted::Dens(m)
+            }
             other => return Err(bad(META_ARTIFACT, format!("unknown model class `{other}`"))),
         };
         Ok((fitted, meta))

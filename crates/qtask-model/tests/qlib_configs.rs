@@ -1,10 +1,7 @@
 //! Qlib's own benchmark workflow configs (`tests/data/qlib_configs/`, byte-for-byte copies)
 //! load and pass every config check, or fail with one line naming the key.
-//!
-//! Two parts belong to other work and are skipped only while it is absent from this build:
-//! `PortAnaRecord` (the backtest) and the `XGBModel`/`DEnsembleModel` classes. As soon as
-//! `RecordSpec` accepts the config's `PortAnaRecord` and `SUPPORTED_MODELS` lists the class,
-//! this test checks them too, unchanged.
+//! Their `PortAnaRecord` and their model classes (LGBModel, LinearModel, XGBModel,
+//! DEnsembleModel) are checked as written.
 
 use std::path::PathBuf;
 
@@ -20,27 +17,19 @@ fn config(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The task of a config, with what this build cannot check yet replaced (see module docs).
+/// The one task of a config, with its PortAnaRecord and model class as Qlib wrote them.
 fn checkable_task(name: &str) -> Value {
     let t = load_template(&config(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(t.tasks.len(), 1, "{name}");
-    let mut task = t.tasks[0].clone();
-    let records = task["record"].as_array_mut().unwrap();
+    let task = t.tasks[0].clone();
+    let records = task["record"].as_array().unwrap();
     let port = records
         .iter()
-        .position(|r| r["class"] == "PortAnaRecord")
+        .find(|r| r["class"] == "PortAnaRecord")
         .expect("every benchmark config has a PortAnaRecord");
-    if RecordSpec::from_value(&records[port]).is_err() {
-        records.remove(port);
-    }
-    let class = task["model"]["class"].as_str().unwrap().to_string();
-    if !SUPPORTED_MODELS.contains(&class.as_str()) {
-        assert!(
-            ["XGBModel", "DEnsembleModel"].contains(&class.as_str()),
-            "{name}: {class} must be supported"
-        );
-        task["model"] = json!({"class": "LGBModel", "module_path": "qlib.contrib.model.gbdt"});
-    }
+    RecordSpec::from_value(port).unwrap_or_else(|e| panic!("{name}: PortAnaRecord: {e}"));
+    let class = task["model"]["class"].as_str().unwrap();
+    assert!(SUPPORTED_MODELS.contains(&class), "{name}: {class}");
     task
 }
 

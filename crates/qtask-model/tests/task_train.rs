@@ -14,6 +14,7 @@ use qtask_record::{RecordStore, RunStatus};
 use qtask_runner::func::{TaskContext, TaskFunc};
 use qtask_runner::train::{Phase, RecordedTask};
 use qtask_table::{DateSeries, PredTable};
+use qtask_testkit::Suite;
 use serde_json::{Value, json};
 
 fn market(dir: &Path) {
@@ -232,9 +233,159 @@ fn failed_with(t: Value, needle: &str) {
 #[test]
 fn unknown_model_class_fails_the_run_listing_the_supported_ones() {
     failed_with(
-        task(json!({"class": "XGBModel"})),
-        "unknown model class `XGBModel` (supported: LGBModel, LinearModel)",
+        task(json!({"class": "MyModel"})),
+        "unknown model class `MyModel` (supported: LGBModel, LinearModel, XGBModel, \
+         DEnsembleModel)",
     );
+}
+
+#[test]
+fn pytorch_and_catboost_models_fail_pointing_to_exec() {
+    failed_with(
+        task(
+            json!({"class": "GRU", "module_path": "qlib.contrib.model.pytorch_gru_ts",
+                    "kwargs": {"d_feat": 20}}),
+        ),
+        "model `GRU` (qlib.contrib.model.pytorch_gru_ts) is a PyTorch model that task_train \
+         does not implement; run it with `qtask worker --exec",
+    );
+    failed_with(
+        task(json!({"class": "CatBoostModel", "module_path": "qlib.contrib.model.catboost_model"})),
+        "model `CatBoostModel` (qlib.contrib.model.catboost_model) is CatBoost",
+    );
+}
+
+fn metric_map(run: &qtask_record::Run) -> std::collections::BTreeMap<String, f64> {
+    run.metrics()
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.key, m.value))
+        .collect()
+}
+
+/// The records' outputs of a finished run: predictions and labels of the test segment, the
+/// daily IC series, and IC metrics that find the planted signal.
+fn check_records(run: &qtask_record::Run) {
+    assert_eq!(run.info().status, RunStatus::Finished);
+    let metrics = metric_map(run);
+    assert!(metrics["IC"] > 0.02, "IC {}", metrics["IC"]);
+    assert!(metrics["Rank IC"] > 0.02, "Rank IC {}", metrics["Rank IC"]);
+    let pred =
+        PredTable::from_parquet_bytes(&run.load_artifact_bytes(PRED_ARTIFACT).unwrap()).unwrap();
+    let label =
+        PredTable::from_parquet_bytes(&run.load_artifact_bytes(LABEL_ARTIFACT).unwrap()).unwrap();
+    assert_eq!(pred.len(), label.len());
+    assert!(pred.column("score").unwrap().iter().all(|v| v.is_finite()));
+    let ic_series =
+        DateSeries::from_parquet_bytes(&run.load_artifact_bytes(IC_ARTIFACT).unwrap()).unwrap();
+    let mean = qtask_model::signal::nanmean(&ic_series.values);
+    assert!((mean - metrics["IC"]).abs() < 1e-9);
+}
+
+/// Reads the run's saved model back and checks it predicts what `SignalRecord` recorded.
+fn saved_model_predicts_the_recorded_scores(run: &qtask_record::Run, class: &str) {
+    let (model, meta) = Fitted::load(run).unwrap();
+    assert_eq!(meta.class, class);
+    assert_eq!(meta.feature_names.len(), 158);
+    let imp: Value = run.load_json("feature_importance.json").unwrap();
+    let imp = imp.as_array().unwrap();
+    assert_eq!(imp.len(), 158);
+    assert!(imp.iter().any(|r| r["split"].as_f64().unwrap() > 0.0));
+    let pred =
+        PredTable::from_parquet_bytes(&run.load_artifact_bytes(PRED_ARTIFACT).unwrap()).unwrap();
+    // Predicting a constant row gives one score; the model must at least load and run.
+    let scores = model.predict_rows(&vec![0.0; 2 * 158], 158).unwrap();
+    assert_eq!(scores.len(), 2);
+    assert_eq!(scores[0], scores[1]);
+    assert!(!pred.is_empty());
+}
+
+#[test]
+fn xgboost_task_trains_with_qlibs_benchmark_model_block() {
+    let test = "xgboost_task_trains_with_qlibs_benchmark_model_block";
+    if qtask_testkit::enabled(Suite::Xgboost, test).is_none() {
+        return;
+    }
+    if let Err(e) = qtask_model::xgb::library() {
+        panic!("{test}: QTASK_TEST_XGBOOST=1 but {e}");
+    }
+    let s = setup();
+    // The benchmark's block (workflow_config_xgboost_Alpha158.yaml), fewer threads.
+    let model = json!({"class": "XGBModel", "module_path": "qlib.contrib.model.xgboost",
+        "kwargs": {"eval_metric": "rmse", "colsample_bytree": 0.8879, "eta": 0.0421,
+                   "max_depth": 8, "n_estimators": 647, "subsample": 0.8789, "nthread": 2}});
+    s.func.call(&ctx(), &task(model)).unwrap();
+    let run = only_run(&s);
+    check_records(&run);
+    // Both evaluation sets logged per round, as Qlib's evals_result; training stopped 50
+    // rounds after the best valid rmse (or ran all 1000), and the model keeps every round.
+    let valid = run.metric_history("rmse.valid").unwrap();
+    let train = run.metric_history("rmse.train").unwrap();
+    assert_eq!(valid.len(), train.len());
+    let best = valid
+        .iter()
+        .enumerate()
+        .fold((0, f64::INFINITY), |b, (i, m)| {
+            if m.value < b.1 { (i, m.value) } else { b }
+        })
+        .0;
+    assert!(
+        valid.len() == best + 51 || valid.len() == 1000,
+        "{}",
+        valid.len()
+    );
+    let (_, meta) = Fitted::load(&run).unwrap();
+    assert_eq!(meta.best_iteration, Some(best + 1));
+    let saved = run
+        .load_artifact_bytes(qtask_model::model::XGB_ARTIFACT)
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&saved).unwrap();
+    // XGBoost's own JSON: every round's tree, the best round as an attribute.
+    let trees = doc["learner"]["gradient_booster"]["model"]["trees"]
+        .as_array()
+        .unwrap();
+    assert_eq!(trees.len(), valid.len());
+    assert_eq!(
+        doc["learner"]["attributes"]["best_iteration"],
+        json!(best.to_string())
+    );
+    saved_model_predicts_the_recorded_scores(&run, "XGBModel");
+}
+
+#[test]
+fn double_ensemble_task_trains_with_qlibs_benchmark_model_block() {
+    let s = setup();
+    // The benchmark's block (workflow_config_doubleensemble_Alpha158.yaml), with three
+    // sub-models and fewer threads to keep the test short.
+    let model = json!({"class": "DEnsembleModel",
+        "module_path": "qlib.contrib.model.double_ensemble",
+        "kwargs": {"base_model": "gbm", "loss": "mse", "num_models": 3, "enable_sr": true,
+                   "enable_fs": true, "alpha1": 1, "alpha2": 1, "bins_sr": 10, "bins_fs": 5,
+                   "decay": 0.5, "sample_ratios": [0.8, 0.7, 0.6, 0.5, 0.4],
+                   "sub_weights": [1, 0.2, 0.2], "epochs": 28, "colsample_bytree": 0.8879,
+                   "learning_rate": 0.2, "subsample": 0.8789, "lambda_l1": 205.6999,
+                   "lambda_l2": 580.9768, "max_depth": 8, "num_leaves": 210,
+                   "num_threads": 2, "verbosity": -1}});
+    s.func.call(&ctx(), &task(model)).unwrap();
+    let run = only_run(&s);
+    check_records(&run);
+    let saved: Value = serde_json::from_slice(
+        &run.load_artifact_bytes(qtask_model::model::DENS_ARTIFACT)
+            .unwrap(),
+    )
+    .unwrap();
+    let subs = saved["sub_models"].as_array().unwrap();
+    assert_eq!(subs.len(), 3);
+    assert_eq!(saved["sub_weights"], json!([1.0, 0.2, 0.2]));
+    assert_eq!(subs[0]["features"].as_array().unwrap().len(), 158);
+    assert!(subs[2]["features"].as_array().unwrap().len() < 158);
+    // Each sub-model is LightGBM's own model text, with trees (at most the 28 epochs: no
+    // early stopping, and rounds that find no split under lambda_l1 add none).
+    for s in subs {
+        let trees = s["lightgbm"].as_str().unwrap().matches("\nTree=").count();
+        assert!((1..=28).contains(&trees), "{trees} trees");
+    }
+    saved_model_predicts_the_recorded_scores(&run, "DEnsembleModel");
 }
 
 #[test]

@@ -38,6 +38,8 @@ pub enum Suite {
     Pandas,
     /// Pages rendered in headless Chromium: `QTASK_TEST_BROWSER=1`.
     Browser,
+    /// XGBoost's library (from its Python wheel) training XGBModel: `QTASK_TEST_XGBOOST=1`.
+    Xgboost,
 }
 
 impl Suite {
@@ -49,6 +51,7 @@ impl Suite {
             Suite::Mlflow => "mlflow",
             Suite::Pandas => "pandas",
             Suite::Browser => "browser",
+            Suite::Xgboost => "xgboost",
         }
     }
 
@@ -60,6 +63,7 @@ impl Suite {
             Suite::Mlflow => "QTASK_TEST_MLFLOW",
             Suite::Pandas => "QTASK_TEST_PANDAS",
             Suite::Browser => "QTASK_TEST_BROWSER",
+            Suite::Xgboost => "QTASK_TEST_XGBOOST",
         }
     }
 

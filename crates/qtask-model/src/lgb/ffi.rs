@@ -248,14 +248,24 @@ impl Dataset {
     }
 
     fn set_label(&self, label: &[f32]) -> Result<()> {
-        let field = cstring("label")?;
-        // SAFETY: label has one f32 per row of the dataset.
+        self.set_field("label", label)
+    }
+
+    /// Per-row weights (LightGBM's `weight` field).
+    pub fn set_weight(&self, weight: &[f32]) -> Result<()> {
+        self.set_field("weight", weight)
+    }
+
+    fn set_field(&self, name: &str, values: &[f32]) -> Result<()> {
+        let field = cstring(name)?;
+        // SAFETY: `values` is valid for its length; LightGBM checks it against the rows and
+        // copies it.
         check(unsafe {
             sys::LGBM_DatasetSetField(
                 self.handle,
                 field.as_ptr(),
-                label.as_ptr() as *const c_void,
-                label.len() as i32,
+                values.as_ptr() as *const c_void,
+                values.len() as i32,
                 DTYPE_FLOAT32,
             )
         })
@@ -411,6 +421,18 @@ impl Booster {
 
     /// Predictions for row-major `x` using the first `num_iteration` trees (0 = all).
     pub fn predict(&self, x: &[f32], n_features: usize, num_iteration: usize) -> Result<Vec<f64>> {
+        self.predict_range(x, n_features, 0, num_iteration)
+    }
+
+    /// Predictions for row-major `x` using `num_iteration` trees (0 = all) from
+    /// `start_iteration` on.
+    pub fn predict_range(
+        &self,
+        x: &[f32],
+        n_features: usize,
+        start_iteration: usize,
+        num_iteration: usize,
+    ) -> Result<Vec<f64>> {
         if n_features == 0 || !x.len().is_multiple_of(n_features) {
             return Err(ModelError::Invalid(format!(
                 "{} values are not whole rows of {n_features} features",
@@ -435,7 +457,7 @@ impl Booster {
                 n_features as i32,
                 1,
                 PREDICT_NORMAL,
-                0,
+                start_iteration as i32,
                 num_iteration as i32,
                 params.as_ptr(),
                 &mut len,

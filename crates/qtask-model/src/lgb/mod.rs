@@ -83,6 +83,16 @@ fn as_rounds(key: &str, v: &Value) -> Result<usize> {
 impl LgbConfig {
     /// Reads Qlib's `LGBModel(loss="mse", early_stopping_rounds=50, num_boost_round=1000, **kwargs)`.
     pub fn from_kwargs(kwargs: &Map<String, Value>) -> Result<LgbConfig> {
+        LgbConfig::from_kwargs_with(kwargs, 1000, 50)
+    }
+
+    /// As [`LgbConfig::from_kwargs`] with other defaults for the rounds and early stopping
+    /// (0: none), which LightGBM's aliases in the kwargs still override.
+    pub fn from_kwargs_with(
+        kwargs: &Map<String, Value>,
+        num_boost_round: usize,
+        early_stopping_rounds: usize,
+    ) -> Result<LgbConfig> {
         let loss = match kwargs.get("loss") {
             None => "mse".to_string(),
             Some(Value::String(s)) if s == "mse" || s == "binary" => s.clone(),
@@ -97,8 +107,8 @@ impl LgbConfig {
                 ("objective".into(), loss),
                 ("verbosity".into(), "-1".into()),
             ],
-            num_boost_round: 1000,
-            early_stopping_rounds: 50,
+            num_boost_round,
+            early_stopping_rounds,
         };
         for (k, v) in kwargs {
             match k.as_str() {
@@ -140,6 +150,8 @@ pub struct Matrix {
     pub columns: Vec<Vec<f32>>,
     /// One label per row.
     pub y: Vec<f32>,
+    /// Per-row weights (`None`: all 1).
+    pub weight: Option<Vec<f32>>,
 }
 
 /// What training did.
@@ -177,6 +189,14 @@ pub fn train(
     let start = Instant::now();
     let params = cfg.param_string();
     let train_ds = Dataset::from_columns(train.columns, &train.y, &params, None)?;
+    // LightGBM's Python package drops weights that are all 1 (`Dataset.set_weight`).
+    if let Some(w) = train
+        .weight
+        .as_deref()
+        .filter(|w| w.iter().any(|&v| v != 1.0))
+    {
+        train_ds.set_weight(w)?;
+    }
     let valid_ds = match valid {
         Some(v) => Some(Dataset::from_columns(
             v.columns,
@@ -213,12 +233,11 @@ pub fn train(
     let mut best: Vec<Option<(f64, usize)>> = vec![None; metrics.len()];
     let mut best_iter: Option<usize> = None;
     for iter in 0..cfg.num_boost_round {
-        let finished = booster.update()?;
+        // A round that finds no split adds no tree; LightGBM's Python package goes on with the
+        // next round all the same (another feature sample may split), and so does this loop.
+        booster.update()?;
         log.train.push(booster.eval(0)?);
         if valid_ds.is_none() {
-            if finished {
-                break;
-            }
             continue;
         }
         let scores = booster.eval(1)?;
@@ -238,7 +257,7 @@ pub fn train(
             }
         }
         log.valid.push(scores);
-        let last = finished || iter + 1 == cfg.num_boost_round;
+        let last = iter + 1 == cfg.num_boost_round;
         // LightGBM checks the valid metrics in order; the first that stalls (or, at the last
         // round, the first metric) decides the iteration kept.
         let stop = best
@@ -250,7 +269,10 @@ pub fn train(
             break;
         }
         if last {
-            best_iter = best.first().copied().flatten().map(|(_, b)| b + 1);
+            // Without early stopping LightGBM keeps every tree (`best_iteration` 0).
+            if cfg.early_stopping_rounds > 0 {
+                best_iter = best.first().copied().flatten().map(|(_, b)| b + 1);
+            }
             break;
         }
     }
@@ -272,6 +294,18 @@ impl LgbModel {
     /// Predictions for row-major `x` with the kept iterations.
     pub fn predict(&self, x: &[f32], n_features: usize) -> Result<Vec<f64>> {
         self.booster.predict(x, n_features, self.best_iteration)
+    }
+
+    /// Predictions for row-major `x` of `num` trees from tree `start` on (0-based), as
+    /// `Booster.predict(x, start_iteration=start, num_iteration=num)`.
+    pub fn predict_trees(
+        &self,
+        x: &[f32],
+        n_features: usize,
+        start: usize,
+        num: usize,
+    ) -> Result<Vec<f64>> {
+        self.booster.predict_range(x, n_features, start, num)
     }
 
     /// LightGBM's model text (only the kept trees, as `save_model` in Python writes it).
