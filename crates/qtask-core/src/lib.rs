@@ -13,6 +13,7 @@ pub mod generators;
 pub mod path;
 pub mod placeholder;
 pub mod template;
+pub mod yaml;
 
 pub use calendar::{Calendar, Segment, ShiftKind, Side, TimeAdjuster};
 pub use canonical::{canonical_json, task_hash};

@@ -32,14 +32,11 @@ pub fn parse_document(text: &str, path: &Path) -> Result<Value> {
             message: strip_location(&e.to_string()),
         });
     }
-    serde_saphyr::from_str::<Value>(text).map_err(|e| {
-        let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-        CoreError::Parse {
-            path: path.to_path_buf(),
-            line,
-            column,
-            message: first_line(&strip_location(&e.to_string())),
-        }
+    crate::yaml::parse_yaml(text).map_err(|e| CoreError::Parse {
+        path: path.to_path_buf(),
+        line: e.line,
+        column: e.column,
+        message: e.message,
     })
 }
 
@@ -49,10 +46,6 @@ fn strip_location(msg: &str) -> String {
         Some(i) => msg[..i].to_string(),
         None => msg.to_string(),
     }
-}
-
-fn first_line(msg: &str) -> String {
-    msg.lines().next().unwrap_or_default().trim().to_string()
 }
 
 /// Reads a template file.

@@ -85,6 +85,8 @@ fn to_sql(p: &Param) -> Box<dyn ToSql + Sync> {
         Param::Text(s) => Box::new(s.clone()),
         Param::Json(v) => Box::new(v.clone()),
         Param::Path(segs) => Box::new(segs.clone()),
+        Param::Ints(v) => Box::new(v.clone()),
+        Param::Texts(v) => Box::new(v.clone()),
     }
 }
 

@@ -14,13 +14,15 @@ use qtask_data::cache::FeatureCache;
 use qtask_model::TaskTrain;
 use qtask_pool::{Query, Status, TaskPool};
 use qtask_record::RecordStore;
+use qtask_runner::child_env::ENVIRONMENT_EXIT;
 use qtask_runner::train::Phase;
 use qtask_runner::{
-    ExecRegistry, Executor, ExternalCommand, RecordedTask, RunEvent, RunOptions, RunSummary,
-    StopFlag, TaskContext, TaskFunc, run_task,
+    ChildEnv, ExecRegistry, Executor, ExternalCommand, RecordedTask, RunEvent, RunOptions,
+    RunSummary, StopFlag, TaskContext, TaskFunc, run_task,
 };
 use serde_json::{Value, json};
 
+use crate::ExitWith;
 use crate::cmd::manage::DEFAULT_STORE;
 use crate::output;
 
@@ -283,8 +285,11 @@ pub fn run_child(args: WorkerTaskArgs) -> anyhow::Result<()> {
         tracking_uri: Some(args.tracking_uri),
         provider_uri: args.provider_uri,
     };
+    let store = exec
+        .records()
+        .map_err(|e| ExitWith(ENVIRONMENT_EXIT as u8, output::one_line(&e)))?;
     let func = RecordedTask {
-        store: exec.records()?,
+        store,
         experiment: args.experiment.clone(),
         exec: exec.executor()?,
         phase,
@@ -292,16 +297,19 @@ pub fn run_child(args: WorkerTaskArgs) -> anyhow::Result<()> {
     let mut input = String::new();
     std::io::stdin().read_to_string(&mut input)?;
     let param: Value = serde_json::from_str(&input).context("the task on stdin is not JSON")?;
-    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let env = ChildEnv::from_env().map_err(anyhow::Error::msg)?;
     let ctx = TaskContext {
-        task_id: env("QTASK_TASK_ID"),
-        pool: env("QTASK_POOL"),
-        attempt: env("QTASK_ATTEMPT").parse().unwrap_or(1),
         experiment: Some(args.experiment),
         tracking_uri: None,
-        cancel: Arc::new(AtomicBool::new(false)),
+        ..env.context(Arc::new(AtomicBool::new(false)))
     };
-    let res = func.call(&ctx, &param)?;
-    println!("{}", serde_json::to_string(&res)?);
-    Ok(())
+    match func.call(&ctx, &param) {
+        Ok(res) => {
+            println!("{}", serde_json::to_string(&res)?);
+            Ok(())
+        }
+        // The parent worker reads this exit status as "hand the task back and stop".
+        Err(e) if e.is_environment() => Err(ExitWith(ENVIRONMENT_EXIT as u8, e.message).into()),
+        Err(e) => Err(e.into()),
+    }
 }

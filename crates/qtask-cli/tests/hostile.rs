@@ -1,0 +1,183 @@
+//! The CLI under hostile input and broken environments: each case asserts what is refused (one
+//! line, non-zero exit) or what survives, through the real binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+mod common;
+
+use serde_json::{Value, json};
+
+fn store(dir: &Path) -> String {
+    format!("sqlite:{}", dir.join("pool.db").display())
+}
+
+fn runs(dir: &Path) -> String {
+    format!("file:{}", dir.join("mlruns").display())
+}
+
+/// qtask in `dir`, with its pool and runs store there.
+fn qtask(dir: &Path) -> Command {
+    let mut c = common::cmd();
+    c.current_dir(dir)
+        .env("QTASK_STORE", store(dir))
+        .env("QTASK_TRACKING_URI", runs(dir));
+    c
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    qtask(dir).args(args).output().unwrap()
+}
+
+fn create(dir: &Path, pool: &str, defs: &[Value]) -> Vec<String> {
+    std::fs::write(dir.join("tasks.json"), serde_json::to_string(defs).unwrap()).unwrap();
+    let out = run(
+        dir,
+        &["manage", "-t", pool, "create", "tasks.json", "--json"],
+    );
+    let ids: Value = serde_json::from_str(&common::ok(&out)).unwrap();
+    ids.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn tasks(dir: &Path, pool: &str) -> Vec<Value> {
+    let out = run(dir, &["manage", "-t", pool, "query", "--json"]);
+    serde_json::from_str::<Value>(&common::ok(&out))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// Every task of `pool` is waiting with no attempt counted and no error.
+fn assert_untouched(dir: &Path, pool: &str) {
+    for t in tasks(dir, pool) {
+        assert_eq!(t["status"], "waiting", "{t}");
+        assert_eq!(t["attempts"], 0, "{t}");
+        assert!(t["error"].is_null(), "{t}");
+    }
+}
+
+/// The experiment folder (under mlruns) of the experiment called `name`.
+fn experiment_dir(dir: &Path, name: &str) -> PathBuf {
+    for entry in std::fs::read_dir(dir.join("mlruns")).unwrap() {
+        let p = entry.unwrap().path();
+        let meta = p.join("meta.yaml");
+        if std::fs::read_to_string(&meta).is_ok_and(|m| m.contains(&format!("name: \"{name}\""))) {
+            return p;
+        }
+    }
+    panic!("no experiment {name}");
+}
+
+// ---- 1. An environment failure is not a task failure ----
+
+#[test]
+fn worker_with_a_missing_program_stops_and_burns_no_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    create(d, "p", &[json!({"a": 1}), json!({"a": 2}), json!({"a": 3})]);
+    let out = run(d, &["worker", "-t", "p", "--exec", "/no/such/program"]);
+    common::fails_with(
+        &out,
+        "cannot start `/no/such/program`: No such file or directory",
+    );
+    assert!(
+        stderr(&out).contains("handed back to the pool, attempt not counted"),
+        "{}",
+        stderr(&out)
+    );
+    assert_untouched(d, "p");
+}
+
+/// Makes the experiment `name`'s artifact location a path no file can be written under.
+fn break_artifact_location(dir: &Path, name: &str) {
+    let meta = experiment_dir(dir, name).join("meta.yaml");
+    let text = std::fs::read_to_string(&meta).unwrap();
+    let broken: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("artifact_location:") {
+                "artifact_location: \"file:///dev/null/artifacts\"".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&meta, broken).unwrap();
+}
+
+#[test]
+fn an_unwritable_runs_store_stops_the_worker_in_process_and_with_force_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A first task creates the experiment; then its artifact folder becomes unwritable.
+    create(d, "p", &[json!({"a": 0})]);
+    common::ok(&run(d, &["worker", "-t", "p", "--func", "echo"]));
+    break_artifact_location(d, "p");
+    common::ok(&run(d, &["manage", "-t", "p", "remove", "--yes"]));
+    create(d, "p", &[json!({"a": 1}), json!({"a": 2})]);
+    for extra in [&[][..], &["--force-release"][..]] {
+        let mut args = vec!["worker", "-t", "p", "--func", "echo"];
+        args.extend_from_slice(extra);
+        let out = run(d, &args);
+        common::fails_with(&out, "worker stopped: ");
+        assert!(
+            stderr(&out).contains("/dev/null/artifacts"),
+            "{extra:?}: {}",
+            stderr(&out)
+        );
+        assert_untouched(d, "p");
+    }
+}
+
+// ---- 6. One corrupt experiment does not hide the others ----
+
+#[test]
+fn a_corrupt_experiment_is_skipped_with_a_warning_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    create(d, "good", &[json!({"a": 1})]);
+    common::ok(&run(d, &["worker", "-t", "good", "--func", "echo"]));
+    create(d, "other", &[json!({"b": 1})]);
+    common::ok(&run(d, &["worker", "-t", "other", "--func", "echo"]));
+    let bad = experiment_dir(d, "other");
+    std::fs::write(bad.join("meta.yaml"), "name: [unclosed\n").unwrap();
+    let bad_id = bad.file_name().unwrap().to_string_lossy().to_string();
+
+    // Listing shows the good experiment and warns about the damaged one.
+    let out = run(d, &["exp", "list", "--json"]);
+    let list: Value = serde_json::from_str(&common::ok(&out)).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"good"), "{list}");
+    let warning = stderr(&out);
+    assert!(
+        warning.starts_with("warning: skipped experiment ") && warning.contains(&bad_id),
+        "{warning}"
+    );
+    assert_eq!(warning.lines().count(), 1, "{warning}");
+
+    // Runs of the good experiment can be listed and shown.
+    let out = run(d, &["exp", "runs", "good", "--json"]);
+    let listed: Value = serde_json::from_str(&common::ok(&out)).unwrap();
+    let run_id = listed[0]["run_id"].as_str().unwrap().to_string();
+    common::ok(&run(d, &["exp", "show", &run_id, "--json"]));
+
+    // And a worker recording into the good experiment is not stopped by the damaged one.
+    create(d, "good", &[json!({"a": 2})]);
+    common::ok(&run(d, &["worker", "-t", "good", "--func", "echo"]));
+    assert!(tasks(d, "good").iter().all(|t| t["status"] == "done"));
+}
