@@ -54,6 +54,16 @@ pub fn quiet_on_broken_pipe(code: u8) {
     }));
 }
 
+/// Prints each warning on stderr as one line `warning: ...`.
+pub fn warn_all(warnings: Vec<String>) {
+    for w in warnings {
+        eprintln!(
+            "warning: {}",
+            w.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+    }
+}
+
 /// Pretty JSON to stdout, or to `out` (written atomically: temp file then rename).
 pub fn write_json<T: Serialize>(value: &T, out: Option<&Path>) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)? + "\n";

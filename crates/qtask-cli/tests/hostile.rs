@@ -180,4 +180,16 @@ fn a_corrupt_experiment_is_skipped_with_a_warning_naming_it() {
     create(d, "good", &[json!({"a": 2})]);
     common::ok(&run(d, &["worker", "-t", "good", "--func", "echo"]));
     assert!(tasks(d, "good").iter().all(|t| t["status"] == "done"));
+
+    // A worker that would create a new experiment cannot tell whether the damaged one is it:
+    // it stops without burning any attempt, naming the damaged file.
+    create(d, "fresh", &[json!({"c": 1}), json!({"c": 2})]);
+    let out = run(d, &["worker", "-t", "fresh", "--func", "echo"]);
+    common::fails_with(&out, "it may be experiment `fresh`");
+    assert!(
+        stderr(&out).contains(&format!("{bad_id}/meta.yaml")),
+        "{}",
+        stderr(&out)
+    );
+    assert_untouched(d, "fresh");
 }

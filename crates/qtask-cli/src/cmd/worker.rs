@@ -231,14 +231,17 @@ pub fn run(mut args: WorkerArgs) -> anyhow::Result<()> {
     let stop = StopFlag::from_signals()?;
     let todo = pool.task_stat(&query.with_status(args.before_status))?;
     let pb = output::bar(todo.values().sum(), "tasks");
-    let summary: RunSummary = run_task(
+    let summary = run_task(
         pool.as_ref(),
         func.as_ref(),
         &opts,
         &stop,
         &progress_events(&pb),
-    )?;
+    );
     pb.finish_and_clear();
+    // On failure the error line says what matters; warnings only accompany a success.
+    let summary: RunSummary = summary?;
+    output::warn_all(records.take_warnings());
     if args.json {
         output::write_json(
             &json!({"committed": summary.committed, "failed": summary.failed,
