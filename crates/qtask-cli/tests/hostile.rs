@@ -193,3 +193,175 @@ fn a_corrupt_experiment_is_skipped_with_a_warning_naming_it() {
     );
     assert_untouched(d, "fresh");
 }
+
+// ---- 2. No path leaves its folder ----
+
+fn synth_market(dir: &Path) -> PathBuf {
+    let m = dir.join("m");
+    common::ok(&common::qtask(&[
+        "data",
+        "synth",
+        "--out",
+        m.to_str().unwrap(),
+        "--instruments",
+        "3",
+        "--start",
+        "2018-01-01",
+        "--end",
+        "2019-03-31",
+        "--seed",
+        "1",
+    ]));
+    m
+}
+
+/// Nothing named `evil*` exists anywhere under `dir` or its parent.
+fn assert_nothing_escaped(dir: &Path) {
+    for base in [dir, dir.parent().unwrap()] {
+        for entry in walk(base) {
+            assert!(
+                !entry.to_string_lossy().contains("evil"),
+                "{} was written",
+                entry.display()
+            );
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() && p.starts_with(dir) && !p.is_symlink() && p.components().count() < 12 {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+#[test]
+fn csv_symbols_and_columns_that_would_leave_the_folder_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("work");
+    std::fs::create_dir_all(&d).unwrap();
+    let out = d.join("prov");
+    let cases = [
+        (
+            "symbol,date,close\nSH1,2020-01-02,1\n../../evil,2020-01-02,2\n",
+            "line 3: instrument \"../../EVIL\": '/' is not allowed",
+        ),
+        (
+            "symbol,date,../../evil\nSH1,2020-01-02,1\n",
+            "line 1: column \"../../evil\": '/' is not allowed",
+        ),
+        (
+            "symbol,date,close\n..,2020-01-02,1\n",
+            "line 2: instrument \"..\": `.` and `..` name folders",
+        ),
+        (
+            "symbol,date,.evil\nSH1,2020-01-02,1\n",
+            "line 1: column \".evil\": a name cannot start with `.`",
+        ),
+    ];
+    for (csv, needle) in cases {
+        let src = d.join("in.csv");
+        std::fs::write(&src, csv).unwrap();
+        let res = common::qtask(&[
+            "data",
+            "import-csv",
+            "--csv",
+            src.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        common::fails_with(&res, needle);
+        assert!(stderr(&res).contains("in.csv"), "{}", stderr(&res));
+        assert!(!out.exists(), "nothing may be written: {csv}");
+    }
+    // A file name is a symbol too (a folder of <SYMBOL>.csv files).
+    let folder = d.join("csvs");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join(".hidden.csv"), "date,close\n2020-01-02,1\n").unwrap();
+    let res = common::qtask(&[
+        "data",
+        "import-csv",
+        "--csv",
+        folder.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    common::fails_with(&res, "instrument \".HIDDEN\": a name cannot start with `.`");
+    assert!(!out.exists());
+    assert_nothing_escaped(&d);
+}
+
+#[test]
+fn instrument_and_market_names_from_flags_and_files_stay_inside() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = synth_market(dir.path());
+    let features = |extra: &[&str]| {
+        let mut args = vec![
+            "data",
+            "features",
+            "--provider-uri",
+            m.to_str().unwrap(),
+            "--expr",
+            "$close",
+        ];
+        args.extend_from_slice(extra);
+        common::qtask(&args)
+    };
+    common::fails_with(
+        &features(&["--market", "../../../etc/passwd"]),
+        "market \"../../../etc/passwd\": '/' is not allowed",
+    );
+    common::fails_with(
+        &features(&["--instruments", "SH600000,../../x"]),
+        "instrument \"../../X\": '/' is not allowed",
+    );
+    // Reading is as strict as writing: a symbol in an instruments file is checked by the
+    // same rule, and the error names the file and the line.
+    let all = m.join("instruments/all.txt");
+    let mut text = std::fs::read_to_string(&all).unwrap();
+    text.push_str("../../evil\t2018-01-02\t2019-03-29\n");
+    std::fs::write(&all, &text).unwrap();
+    let res = features(&["--market", "all"]);
+    common::fails_with(
+        &res,
+        "instruments/all.txt: line 4: instrument \"../../EVIL\"",
+    );
+}
+
+#[test]
+fn pit_symbols_and_fields_stay_inside() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("prov");
+    for (csv, needle) in [
+        (
+            "symbol,date,period,field,value\n../evil,2020-04-20,202001,roe_q,0.1\n",
+            "line 2: instrument \"../evil\": '/' is not allowed",
+        ),
+        (
+            "symbol,date,period,field,value\n.evil,2020-04-20,202001,roe_q,0.1\n",
+            "line 2: instrument \".evil\": a name cannot start with `.`",
+        ),
+    ] {
+        let src = d.join("pit.csv");
+        std::fs::write(&src, csv).unwrap();
+        let res = common::qtask(&[
+            "data",
+            "import-pit",
+            "--csv",
+            src.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        common::fails_with(&res, needle);
+        assert!(!out.exists());
+    }
+}

@@ -38,7 +38,9 @@ pub fn check_key(kind: &str, key: &str) -> Result<()> {
             normalize_posix(key)
         )));
     }
-    Ok(())
+    // Keys become files (`/` makes folders): qtask's one rule for file names applies too.
+    qtask_core::name::check_relative_path(&format!("{kind} key"), key)
+        .map_err(|e| RecordError::Invalid(e.to_string()))
 }
 
 /// Checks a value's length against MLflow's limit for params or tags.
@@ -117,6 +119,9 @@ pub fn artifact_path(path: &str) -> Result<String> {
             _ => {}
         }
     }
+    // Reading and writing check the same: qtask's one rule for file names, per segment.
+    qtask_core::name::check_relative_path("artifact path", trimmed)
+        .map_err(|e| RecordError::Invalid(e.to_string()))?;
     Ok(trimmed.to_string())
 }
 
@@ -279,6 +284,8 @@ mod tests {
             "a//b",
             "a\\b",
             "./a",
+            "a/.hidden",
+            "a/b\nc",
         ] {
             assert!(artifact_path(bad).is_err(), "{bad:?}");
         }
