@@ -365,3 +365,166 @@ fn pit_symbols_and_fields_stay_inside() {
         assert!(!out.exists());
     }
 }
+
+// ---- 5. Wrong input is refused, not reinterpreted ----
+
+#[test]
+fn integers_beyond_64_bits_are_kept_exactly_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let defs = r#"[{"seed": 18446744073709551616}, {"seed": 18446744073709551617},
+                   {"seed": -123456789012345678901234567890, "lr": 1e-3}]"#;
+    std::fs::write(d.join("big.json"), defs).unwrap();
+    let out = run(d, &["manage", "-t", "big", "create", "big.json", "--json"]);
+    let ids: Value = serde_json::from_str(&common::ok(&out)).unwrap();
+    assert_eq!(ids.as_array().unwrap().len(), 3);
+    // Three different tasks (they differ beyond the 53 bits of a float).
+    let ids: std::collections::BTreeSet<&str> = ids
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    let listed = common::ok(&run(d, &["manage", "-t", "big", "query", "--json"]));
+    for digits in [
+        "18446744073709551616",
+        "18446744073709551617",
+        "-123456789012345678901234567890",
+    ] {
+        assert!(listed.contains(digits), "{listed}");
+    }
+    assert!(listed.contains("0.001"), "{listed}");
+    // A worker's command receives them exactly and returns them exactly.
+    let echo = d.join("echo.py");
+    std::fs::write(
+        &echo,
+        "import json, sys\nt = json.load(sys.stdin)\nprint(json.dumps({'seed': t['seed'], 'plus1': t['seed'] + 1}))\n",
+    )
+    .unwrap();
+    common::ok(&run(
+        d,
+        &[
+            "worker",
+            "-t",
+            "big",
+            "--exec",
+            &format!("python3 {}", echo.display()),
+        ],
+    ));
+    assert!(tasks(d, "big").iter().all(|t| t["status"] == "done"));
+    let files = walk(&d.join("mlruns"));
+    let results: Vec<String> = files
+        .iter()
+        .filter(|p| p.ends_with("artifacts/result.json"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(
+        results
+            .iter()
+            .any(|r| r.contains("18446744073709551617") && r.contains("18446744073709551618")),
+        "{results:?}"
+    );
+    // Params are written as Python's str() would: the integer exactly.
+    let params: Vec<String> = files
+        .iter()
+        .filter(|p| p.ends_with("params/seed"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(
+        params.contains(&"18446744073709551617".to_string()),
+        "{params:?}"
+    );
+    // The same through a YAML template.
+    std::fs::write(
+        d.join("t.yaml"),
+        "- seed: 18446744073709551617\n- seed: 18446744073709551616\n",
+    )
+    .unwrap();
+    let generated = common::ok(&run(d, &["gen", "t.yaml"]));
+    assert!(
+        generated.contains("18446744073709551617") && generated.contains("18446744073709551616"),
+        "{generated}"
+    );
+    // A float beyond the f64 range is refused, naming where it is.
+    std::fs::write(d.join("inf.json"), r#"[{"a": {"b": 1e400}}]"#).unwrap();
+    common::fails_with(
+        &run(d, &["manage", "-t", "big", "create", "inf.json"]),
+        "number 1e+400 at `0.a.b` is out of range",
+    );
+}
+
+#[test]
+fn an_unknown_train_key_is_refused_like_an_unknown_test_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let template = root.join("examples/csi100_lgb_rolling.yaml");
+    let provider = root.join("tests/data/rolling/provider");
+    let generate = |key_flag: &str, key: &str| {
+        run(
+            d,
+            &[
+                "gen",
+                template.to_str().unwrap(),
+                "--provider-uri",
+                provider.to_str().unwrap(),
+                "--rolling-step",
+                "550",
+                key_flag,
+                key,
+            ],
+        )
+    };
+    common::fails_with(
+        &generate("--train-key", "nope"),
+        "task has no `dataset.kwargs.segments.nope` (expanding rolling grows the train segment; \
+         the segments are train, valid, test",
+    );
+    common::fails_with(
+        &generate("--test-key", "nope"),
+        "task has no `dataset.kwargs.segments.nope`",
+    );
+    common::ok(&generate("--train-key", "none"));
+}
+
+#[test]
+fn limits_are_stated_and_bad_instrument_lines_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = synth_market(dir.path());
+    let features = |expr: &str| {
+        common::qtask(&[
+            "data",
+            "features",
+            "--provider-uri",
+            m.to_str().unwrap(),
+            "--instruments",
+            "SH600000",
+            "--expr",
+            expr,
+        ])
+    };
+    common::fails_with(
+        &features("Mean($close, 100000000)"),
+        "Mean's window must be a whole number of days from 0 to 9999999",
+    );
+    // One bad instrument line: named by file and line.
+    let all = m.join("instruments/all.txt");
+    let mut text = std::fs::read_to_string(&all).unwrap();
+    text.push_str("SH600009\t2019-03-01\t2018-01-01\n");
+    std::fs::write(&all, &text).unwrap();
+    let res = common::qtask(&[
+        "data",
+        "features",
+        "--provider-uri",
+        m.to_str().unwrap(),
+        "--market",
+        "all",
+        "--expr",
+        "$close",
+    ]);
+    common::fails_with(
+        &res,
+        "instruments/all.txt: line 4: instrument SH600009 ends (2018-01-01) before it starts (2019-03-01)",
+    );
+}

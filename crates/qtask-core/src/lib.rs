@@ -10,6 +10,7 @@ pub mod canonical;
 pub mod date;
 pub mod error;
 pub mod generators;
+pub mod json;
 pub mod name;
 pub mod path;
 pub mod placeholder;

@@ -25,11 +25,16 @@ pub fn parse_document(text: &str, path: &Path) -> Result<Value> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     if is_json {
-        return serde_json::from_str(text).map_err(|e| CoreError::Parse {
-            path: path.to_path_buf(),
-            line: e.line() as u64,
-            column: e.column() as u64,
-            message: strip_location(&e.to_string()),
+        return crate::json::parse(text).map_err(|e| match e {
+            crate::json::JsonError::Syntax(e) => CoreError::Parse {
+                path: path.to_path_buf(),
+                line: e.line() as u64,
+                column: e.column() as u64,
+                message: strip_location(&e.to_string()),
+            },
+            crate::json::JsonError::Number(e) => {
+                CoreError::Template(format!("{}: {e}", path.display()))
+            }
         });
     }
     crate::yaml::parse_yaml(text).map_err(|e| CoreError::Parse {

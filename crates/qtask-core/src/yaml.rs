@@ -41,7 +41,95 @@ pub fn max_nodes() -> usize {
 }
 
 /// Parses one YAML document (anchors, aliases and `<<:` merge keys applied like PyYAML).
+/// Integers beyond 64 bits are kept exactly, as in JSON (see [`crate::json`]).
 pub fn parse_yaml(text: &str) -> Result<Value, YamlError> {
+    let protected = protect_big_integers(text);
+    let mut value = parse_plain(protected.as_deref().unwrap_or(text))?;
+    if protected.is_some() {
+        restore_big_integers(&mut value);
+    }
+    Ok(value)
+}
+
+/// Marks a plain integer scalar beyond 64 bits so that the YAML parser (which reads such
+/// scalars as floats) hands it through as a string; [`restore_big_integers`] turns it back.
+/// U+E000 is a private-use character no template holds.
+const BIG_INTEGER_MARK: &str = "\u{E000}qtask-integer:";
+
+/// The text with every plain integer scalar beyond 64 bits quoted and marked, or `None` when
+/// there is none (or the text cannot be scanned: the parser then reports why).
+fn protect_big_integers(text: &str) -> Option<String> {
+    use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
+    if text.contains(BIG_INTEGER_MARK) {
+        return None;
+    }
+    let mut ranges = Vec::new();
+    for item in Parser::new_from_str(text) {
+        let (event, span) = item.ok()?;
+        if let Event::Scalar(value, ScalarStyle::Plain, _, None) = &event
+            && is_big_integer_text(value)
+        {
+            ranges.push(span.byte_range()?);
+        }
+    }
+    if ranges.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len() + 32 * ranges.len());
+    let mut at = 0;
+    for r in ranges {
+        let literal = text.get(r.clone())?;
+        out.push_str(&text[at..r.start]);
+        out.push('"');
+        out.push_str(BIG_INTEGER_MARK);
+        out.push_str(literal.trim_start_matches('+'));
+        out.push('"');
+        at = r.end;
+    }
+    out.push_str(&text[at..]);
+    Some(out)
+}
+
+/// A decimal integer literal that fits neither `i64` nor `u64`.
+fn is_big_integer_text(s: &str) -> bool {
+    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && s.trim_start_matches('+').parse::<i64>().is_err()
+        && s.trim_start_matches('+').parse::<u64>().is_err()
+}
+
+/// Turns the strings [`protect_big_integers`] marked back into exact numbers (and marked
+/// map keys back into their digits).
+fn restore_big_integers(v: &mut Value) {
+    match v {
+        Value::String(s) => {
+            if let Some(digits) = s.strip_prefix(BIG_INTEGER_MARK)
+                && let Ok(n) = serde_json::from_str::<serde_json::Number>(digits)
+            {
+                *v = Value::Number(n);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(restore_big_integers),
+        Value::Object(map) => {
+            let marked = map.keys().any(|k| k.starts_with(BIG_INTEGER_MARK));
+            if marked {
+                let old = std::mem::take(map);
+                for (k, item) in old {
+                    let k = k
+                        .strip_prefix(BIG_INTEGER_MARK)
+                        .map(str::to_string)
+                        .unwrap_or(k);
+                    map.insert(k, item);
+                }
+            }
+            map.values_mut().for_each(restore_big_integers);
+        }
+        _ => {}
+    }
+}
+
+fn parse_plain(text: &str) -> Result<Value, YamlError> {
     let max_nodes = max_nodes();
     let mut budget = serde_saphyr::Budget::default();
     budget.max_nodes = max_nodes;
@@ -227,6 +315,29 @@ mod tests {
             "{e:?}"
         );
         assert!(!e.message.contains("Nodes {"), "{e:?}");
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_are_kept_exactly() {
+        let v = parse_yaml(
+            "a: 18446744073709551617\nb: [-123456789012345678901234567890, 7, 1.5]\n\
+             c: &x 18446744073709551616\nd: *x\ne: '18446744073709551617'\n\
+             18446744073709551618: key\n",
+        )
+        .unwrap();
+        assert_eq!(v["a"].to_string(), "18446744073709551617");
+        assert_eq!(
+            v["b"],
+            serde_json::from_str::<Value>("[-123456789012345678901234567890, 7, 1.5]").unwrap()
+        );
+        assert_eq!(v["c"].to_string(), "18446744073709551616");
+        assert_eq!(v["d"], v["c"]);
+        assert_eq!(v["e"], Value::String("18446744073709551617".into()));
+        assert_eq!(v["18446744073709551618"], "key");
+        assert_ne!(
+            crate::task_hash(&serde_json::json!({"a": v["a"]})),
+            crate::task_hash(&serde_json::json!({"a": v["c"]}))
+        );
     }
 
     #[test]

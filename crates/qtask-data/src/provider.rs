@@ -177,6 +177,15 @@ impl Provider {
             // Read as strictly as the importer writes: a symbol is a folder name.
             check_name("instrument", &symbol)
                 .map_err(|e| DataError::format(&path, format!("line {}: {e}", i + 1)))?;
+            if e < s {
+                return Err(DataError::format(
+                    &path,
+                    format!(
+                        "line {}: instrument {symbol} ends ({e}) before it starts ({s})",
+                        i + 1
+                    ),
+                ));
+            }
             out.entry(symbol).or_default().push((s, e));
         }
         Ok(out)
@@ -244,8 +253,18 @@ impl Provider {
             // An instrument with only point-in-time data has just a financial/ folder.
             let pit_dir = self.root.join("financial").join(l.symbol.to_lowercase());
             if !dir.is_dir() && !pit_dir.is_dir() {
+                let listed_in = match sel {
+                    Instruments::Market(m) => format!(
+                        " (listed in {})",
+                        self.root
+                            .join("instruments")
+                            .join(format!("{}.txt", m.to_lowercase()))
+                            .display()
+                    ),
+                    Instruments::List(_) => String::new(),
+                };
                 return Err(DataError::Invalid(format!(
-                    "instrument {} has no data: {} does not exist",
+                    "instrument {}{listed_in} has no data: {} does not exist",
                     l.symbol,
                     dir.display()
                 )));

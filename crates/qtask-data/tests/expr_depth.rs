@@ -123,3 +123,28 @@ fn deeper_expressions_are_refused_with_the_limit_stated() {
         }
     });
 }
+
+#[test]
+fn window_limits_are_stated() {
+    let err = |expr: &str| {
+        Program::compile(&[("out".into(), expr.into())])
+            .err()
+            .unwrap_or_else(|| panic!("{expr} was accepted"))
+            .to_string()
+    };
+    assert!(
+        err("Mean($x, 10000000)")
+            .contains("Mean's window must be a whole number of days from 0 to 9999999"),
+        "{}",
+        err("Mean($x, 10000000)")
+    );
+    assert!(err("Std($x, 2.5)").contains("from 0 to 9999999"));
+    assert!(
+        err("Ref($x, -10000000)")
+            .contains("Ref's offset must be a whole number of days from -9999999 to 9999999"),
+        "{}",
+        err("Ref($x, -10000000)")
+    );
+    assert!(Program::compile(&[("out".into(), "Mean($x, 9999999)".into())]).is_ok());
+    assert!(Program::compile(&[("out".into(), "Ref($x, -9999999)".into())]).is_ok());
+}

@@ -101,12 +101,18 @@ fn read_task(row: &Row) -> Result<Task> {
 /// Reads the [`COLUMNS`] that start at column `at`.
 fn read_task_at(row: &Row, at: usize) -> Result<Task> {
     let status: String = row.try_get(at + 2)?;
+    // jsonb prints numbers in its own form (`1e-5` comes back `0.00001`): normalised as
+    // everywhere in qtask, so a task reads back equal to what was stored.
+    let normal = |mut v: Value| {
+        let _ = qtask_core::json::normalize(&mut v);
+        v
+    };
     Ok(Task {
         id: row.try_get::<_, i64>(at)?.to_string(),
-        def: row.try_get(at + 1)?,
+        def: normal(row.try_get(at + 1)?),
         status: status.parse()?,
         priority: row.try_get(at + 3)?,
-        res: row.try_get(at + 4)?,
+        res: row.try_get::<_, Option<Value>>(at + 4)?.map(normal),
         attempts: row.try_get::<_, i64>(at + 5)?.max(0) as u32,
         max_attempts: row
             .try_get::<_, Option<i64>>(at + 6)?

@@ -118,7 +118,8 @@ impl Query {
         if text.trim().is_empty() {
             return Ok(Query::all());
         }
-        let v: Value = serde_json::from_str(text).map_err(|e| QueryError::Json(e.to_string()))?;
+        let v: Value =
+            qtask_core::json::parse(text).map_err(|e| QueryError::Json(e.to_string()))?;
         Query::parse(&v)
     }
 

@@ -171,6 +171,8 @@ fn python_repr(value: &Value) -> String {
         Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
             (Some(i), _, _) => i.to_string(),
             (None, Some(u), _) => u.to_string(),
+            // Python's int has no size limit: an integer beyond 64 bits prints exactly.
+            _ if qtask_core::json::is_big_integer(n) => n.to_string(),
             (None, None, Some(f)) => python_float(f),
             _ => n.to_string(),
         },

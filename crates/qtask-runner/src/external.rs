@@ -13,6 +13,7 @@ use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitSta
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use qtask_core::json::{JsonError, NumberError};
 use serde_json::Value;
 
 use crate::child_env::{ChildEnv, ENVIRONMENT_EXIT};
@@ -164,13 +165,19 @@ impl ExternalCommand {
             };
             return Err(TaskError::new(with_stderr(format!("`{prog}` {how}"))));
         }
-        parse_result(&stdout).ok_or_else(|| {
-            let shown = tail(&stdout);
-            TaskError::new(with_stderr(format!(
-                "`{prog}` did not print a JSON result on stdout (got {:?})",
-                shown.chars().take(200).collect::<String>()
-            )))
-        })
+        match parse_result(&stdout) {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(TaskError::new(format!(
+                "`{prog}` printed a result whose {e}"
+            ))),
+            None => {
+                let shown = tail(&stdout);
+                Err(TaskError::new(with_stderr(format!(
+                    "`{prog}` did not print a JSON result on stdout (got {:?})",
+                    shown.chars().take(200).collect::<String>()
+                ))))
+            }
+        }
     }
 
     /// The poll loop: feeds stdin, collects stdout and the tail of stderr, enforces the
@@ -444,14 +451,20 @@ fn tail(bytes: &[u8]) -> String {
 }
 
 /// Parses the child's stdout: the whole text as JSON, else its last non-empty line (so a script
-/// may log to stdout before printing its result).
-fn parse_result(stdout: &[u8]) -> Option<Value> {
+/// may log to stdout before printing its result). Numbers are normalised as everywhere in
+/// qtask; a float beyond the `f64` range is `Err`.
+fn parse_result(stdout: &[u8]) -> Option<Result<Value, NumberError>> {
     let text = String::from_utf8_lossy(stdout);
-    if let Ok(v) = serde_json::from_str(&text) {
-        return Some(v);
+    let parse = |t: &str| match qtask_core::json::parse(t) {
+        Ok(v) => Some(Ok(v)),
+        Err(JsonError::Number(e)) => Some(Err(e)),
+        Err(JsonError::Syntax(_)) => None,
+    };
+    if let Some(r) = parse(&text) {
+        return Some(r);
     }
     let last = text.lines().rev().find(|l| !l.trim().is_empty())?;
-    serde_json::from_str(last).ok()
+    parse(last)
 }
 
 impl TaskFunc for ExternalCommand {
@@ -468,14 +481,24 @@ mod tests {
     fn parses_results() {
         assert_eq!(
             parse_result(b"{\"a\": 1}\n"),
-            Some(serde_json::json!({"a": 1}))
+            Some(Ok(serde_json::json!({"a": 1})))
         );
         assert_eq!(
-            parse_result(b"loading...\n\n[1, 2]\n"),
-            Some(serde_json::json!([1, 2]))
+            parse_result(b"loading...\n\n[1, 2.50]\n"),
+            Some(Ok(serde_json::json!([1, 2.5])))
         );
         assert_eq!(parse_result(b"not json"), None);
         assert_eq!(parse_result(b""), None);
+        let big = parse_result(b"{\"n\": 18446744073709551617}")
+            .unwrap()
+            .unwrap();
+        assert_eq!(big.to_string(), r#"{"n":18446744073709551617}"#);
+        let err = parse_result(b"{\"ic\": 1e999}").unwrap().unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("number 1e+999 at `ic` is out of range"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -154,12 +154,43 @@ pub enum Phase {
     End,
 }
 
+/// The most params logged from one task by [`begin_task_train`]: each is a file in the runs
+/// store, and a task holding a large table would otherwise take minutes to record. The whole
+/// task is always saved as `task.json`.
+pub const MAX_LOGGED_PARAMS: usize = 1000;
+
+/// The tag recording how many flattened task entries were not logged as params because of
+/// [`MAX_LOGGED_PARAMS`].
+pub const PARAMS_SKIPPED_TAG: &str = "qtask.params_skipped";
+
+/// Logs the flattened task as params (Qlib's `flatten_dict`), the first
+/// [`MAX_LOGGED_PARAMS`] in document order; how many more there were is tagged
+/// [`PARAMS_SKIPPED_TAG`].
+fn log_task_params(run: &Run, task: &Value) -> qtask_record::Result<()> {
+    if !task.is_object() {
+        // log_params refuses it with its own message.
+        return run.log_params(task);
+    }
+    let flat = qtask_core::path::flatten(task);
+    let skipped = flat.len().saturating_sub(MAX_LOGGED_PARAMS);
+    let params: Vec<(String, String)> = flat
+        .into_iter()
+        .take(MAX_LOGGED_PARAMS)
+        .map(|(k, v)| (k, qtask_record::validate::python_str(&v)))
+        .collect();
+    run.log_param_strings(&params)?;
+    if skipped > 0 {
+        run.set_tag(PARAMS_SKIPPED_TAG, &skipped.to_string())?;
+    }
+    Ok(())
+}
+
 /// Qlib's `begin_task_train`: starts a run, logs the flattened task as params, saves the task as
 /// `task.json`, tags the hostname (and the process id as `qtask.pid`).
 pub fn begin_task_train(exp: &Experiment, task: &Value) -> Result<Run, TaskError> {
     let run = exp.start_run(None)?;
     let setup = || -> qtask_record::Result<()> {
-        run.log_params(task)?;
+        log_task_params(&run, task)?;
         run.save_json(TASK_ARTIFACT, task)?;
         run.set_tags(&[
             (

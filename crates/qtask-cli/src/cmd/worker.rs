@@ -299,7 +299,7 @@ pub fn run_child(args: WorkerTaskArgs) -> anyhow::Result<()> {
     };
     let mut input = String::new();
     std::io::stdin().read_to_string(&mut input)?;
-    let param: Value = serde_json::from_str(&input).context("the task on stdin is not JSON")?;
+    let param: Value = qtask_core::json::parse(&input).context("the task on stdin is not JSON")?;
     let env = ChildEnv::from_env().map_err(anyhow::Error::msg)?;
     let ctx = TaskContext {
         experiment: Some(args.experiment),

@@ -31,6 +31,10 @@ struct Parser<'a> {
     deepest_arg: usize,
 }
 
+/// The longest rolling window (and `Ref` offset), in days: about 40,000 years of trading
+/// days, far past any calendar, and small enough that window arithmetic never overflows.
+pub const MAX_WINDOW: i64 = 9_999_999;
+
 /// The deepest an expression may nest as written: parentheses, operator calls and signs
 /// (Alpha158's deepest nests 6). The parser recurses once per level: this bound keeps any
 /// expression from overflowing the stack of the thread that parses it (2 MiB for spawned
@@ -632,19 +636,27 @@ impl Parser<'_> {
 
     fn days(&self, name: &str, n: Expr, pos: usize) -> Result<i64> {
         match n {
-            Expr::Const(v) if v.fract() == 0.0 && (0.0..1e7).contains(&v) => Ok(v as i64),
+            Expr::Const(v) if v.fract() == 0.0 && (0.0..=MAX_WINDOW as f64).contains(&v) => {
+                Ok(v as i64)
+            }
             _ => Err(self.err(
                 pos,
-                format!("{name}'s window must be a whole number of days >= 0"),
+                format!("{name}'s window must be a whole number of days from 0 to {MAX_WINDOW}"),
             )),
         }
     }
 
     fn window(&self, op: RollOp, name: &str, n: Expr, pos: usize) -> Result<Window> {
         match (op, n) {
-            (RollOp::Ref, Expr::Const(v)) if v.fract() == 0.0 && v.abs() < 1e7 => {
+            (RollOp::Ref, Expr::Const(v)) if v.fract() == 0.0 && v.abs() <= MAX_WINDOW as f64 => {
                 Ok(Window::Days(v as i64))
             }
+            (RollOp::Ref, _) => Err(self.err(
+                pos,
+                format!(
+                    "Ref's offset must be a whole number of days from -{MAX_WINDOW} to {MAX_WINDOW}"
+                ),
+            )),
             (RollOp::Ema, Expr::Const(v)) if v > 0.0 && v < 1.0 => Ok(Window::Alpha(v)),
             (_, n) => self.days(name, n, pos).map(Window::Days),
         }
