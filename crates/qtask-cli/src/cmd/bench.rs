@@ -17,6 +17,8 @@ pub enum BenchCommand {
     Pit(crate::cmd::bench_pit::BenchPitArgs),
     /// A whole rolling LightGBM study: total seconds vs seconds inside LightGBM, peak memory.
     Rolling(crate::cmd::bench_rolling::BenchRollingArgs),
+    /// A pool at scale: create N tasks, drain them, then claim latency among N done tasks.
+    Scale(crate::cmd::bench_scale::BenchScaleArgs),
 }
 
 /// Runs a benchmark.
@@ -28,6 +30,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Runs(a) => crate::cmd::exp::bench_runs(a),
         BenchCommand::Pit(a) => crate::cmd::bench_pit::run(a),
         BenchCommand::Rolling(a) => crate::cmd::bench_rolling::run(a),
+        BenchCommand::Scale(a) => crate::cmd::bench_scale::run(a),
     }
 }
 

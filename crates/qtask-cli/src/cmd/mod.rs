@@ -6,6 +6,7 @@ pub mod bench_features;
 pub mod bench_pit;
 pub mod bench_pool;
 pub mod bench_rolling;
+pub mod bench_scale;
 pub mod collect;
 pub mod data;
 pub mod ensemble;
