@@ -164,26 +164,46 @@ fn setup(tag: &str, pg_bin: PathBuf) -> Hosts {
         ]));
         ok(&mut ip(&["link", "set", &db_end, "netns", &db_ns]));
         ok(&mut ip(&[
-            "-n", &db_ns, "addr", "add", &format!("{}/24", addr(k, 1)), "dev", &db_end,
+            "-n",
+            &db_ns,
+            "addr",
+            "add",
+            &format!("{}/24", addr(k, 1)),
+            "dev",
+            &db_end,
         ]));
         ok(&mut ip(&["-n", &db_ns, "link", "set", &db_end, "up"]));
         match ns {
             Some(ns) => {
                 ok(&mut ip(&["link", "set", &far_end, "netns", ns]));
                 ok(&mut ip(&[
-                    "-n", ns, "addr", "add", &format!("{}/24", addr(k, 2)), "dev", &far_end,
+                    "-n",
+                    ns,
+                    "addr",
+                    "add",
+                    &format!("{}/24", addr(k, 2)),
+                    "dev",
+                    &far_end,
                 ]));
                 ok(&mut ip(&["-n", ns, "link", "set", &far_end, "up"]));
             }
             None => {
-                ok(&mut ip(&["addr", "add", &format!("{}/24", addr(k, 2)), "dev", &far_end]));
+                ok(&mut ip(&[
+                    "addr",
+                    "add",
+                    &format!("{}/24", addr(k, 2)),
+                    "dev",
+                    &far_end,
+                ]));
                 ok(&mut ip(&["link", "set", &far_end, "up"]));
             }
         }
     }
     // A private server: its own data folder, trust on the test links only.
     std::fs::create_dir_all(&pg_data).unwrap();
-    ok(Command::new("chown").args(["-R", "postgres:postgres"]).arg(hosts._dir.path()));
+    ok(Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(hosts._dir.path()));
     ok(Command::new("su").args([
         "postgres",
         "-c",
@@ -245,9 +265,10 @@ fn store(k: usize) -> String {
 
 fn qtask(dir: &Path, store: &str) -> Command {
     let mut c = common::cmd();
-    c.current_dir(dir)
-        .env("QTASK_STORE", store)
-        .env("QTASK_TRACKING_URI", format!("file:{}", dir.join("mlruns").display()));
+    c.current_dir(dir).env("QTASK_STORE", store).env(
+        "QTASK_TRACKING_URI",
+        format!("file:{}", dir.join("mlruns").display()),
+    );
     c
 }
 
@@ -255,7 +276,9 @@ fn qtask(dir: &Path, store: &str) -> Command {
 fn three_hosts_drain_a_pool_through_a_cut_link_and_a_server_restart() {
     let tag = format!("{}", std::process::id() % 100_000);
     if let Some(why) = unavailable(&tag) {
-        eprintln!("SKIPPED three_hosts_drain_a_pool_through_a_cut_link_and_a_server_restart: {why}");
+        eprintln!(
+            "SKIPPED three_hosts_drain_a_pool_through_a_cut_link_and_a_server_restart: {why}"
+        );
         return;
     }
     let mut h = setup(&tag, pg_bin().unwrap());
@@ -266,10 +289,12 @@ fn three_hosts_drain_a_pool_through_a_cut_link_and_a_server_restart() {
     // The tasks, created from the harness host.
     let defs: Vec<Value> = (0..TASKS).map(|i| serde_json::json!({"i": i})).collect();
     std::fs::write(w.join("tasks.json"), serde_json::to_string(&defs).unwrap()).unwrap();
-    common::ok(&qtask(w, &harness)
-        .args(["manage", "-t", "mh", "create", "tasks.json"])
-        .output()
-        .unwrap());
+    common::ok(
+        &qtask(w, &harness)
+            .args(["manage", "-t", "mh", "create", "tasks.json"])
+            .output()
+            .unwrap(),
+    );
 
     // Each task takes a little while, so that the cut host is holding one.
     let exec = "sh -c 'sleep 0.15; cat'";
@@ -278,7 +303,10 @@ fn three_hosts_drain_a_pool_through_a_cut_link_and_a_server_restart() {
         let child = in_ns(ns, me)
             .current_dir(w)
             .env_remove("QTASK_STORE")
-            .env("QTASK_TRACKING_URI", format!("file:{}", w.join("mlruns").display()))
+            .env(
+                "QTASK_TRACKING_URI",
+                format!("file:{}", w.join("mlruns").display()),
+            )
             .args([
                 "worker",
                 "--store",
@@ -315,7 +343,9 @@ fn three_hosts_drain_a_pool_through_a_cut_link_and_a_server_restart() {
             std::thread::sleep(Duration::from_millis(100));
         }
     };
-    wait_until("the first commits", Duration::from_secs(60), &|| stat("done") >= 20);
+    wait_until("the first commits", Duration::from_secs(60), &|| {
+        stat("done") >= 20
+    });
 
     // Cut worker host 2 off for longer than its lease, while it holds a task.
     let cut_ns = h.worker_ns[1].clone();
@@ -325,9 +355,15 @@ fn three_hosts_drain_a_pool_through_a_cut_link_and_a_server_restart() {
     ok(&mut ip(&["-n", &cut_ns, "link", "set", &cut_dev, "up"]));
 
     // Restart the server once, mid-drain.
-    wait_until("more commits", Duration::from_secs(60), &|| stat("done") >= 120);
+    wait_until("more commits", Duration::from_secs(60), &|| {
+        stat("done") >= 120
+    });
     let out = pg_ctl(&h, "-m fast restart");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Every worker exits cleanly once the pool is drained.
     let mut committed = 0;
