@@ -68,7 +68,12 @@ impl std::fmt::Display for ExitWith {
 
 impl std::error::Error for ExitWith {}
 
+/// The exit status of a process ended by SIGPIPE, as shells report it: what `qtask ... | head`
+/// exits with once `head` stops reading (quietly, like any Unix filter).
+const BROKEN_PIPE_EXIT: u8 = 141;
+
 fn main() -> ExitCode {
+    output::quiet_on_broken_pipe(BROKEN_PIPE_EXIT);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -107,6 +112,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::from(BROKEN_PIPE_EXIT),
         Err(e) => {
             let code = e.downcast_ref::<ExitWith>().map_or(1, |x| x.0);
             eprintln!("error: {}", output::one_line(&e));

@@ -39,6 +39,9 @@ fn write_canonical(v: &Value, out: &mut String) {
             }
             out.push(']');
         }
+        // Numbers in their normal form, whatever text they were written with (an integer
+        // beyond 64 bits is exact; see `crate::json`).
+        Value::Number(n) => out.push_str(&crate::json::number_text(n)),
         scalar => out.push_str(&scalar.to_string()),
     }
 }
@@ -67,6 +70,23 @@ mod tests {
         assert_ne!(task_hash(&json!({"a": 1})), task_hash(&json!({"a": 2})));
         assert_ne!(task_hash(&json!([1, 2])), task_hash(&json!([2, 1])));
         assert_eq!(task_hash(&json!("x")).len(), 64);
+    }
+
+    #[test]
+    fn numbers_hash_by_value_and_big_integers_exactly() {
+        // The hash of every number qtask could represent before is unchanged: floats by their
+        // f64 value, however written.
+        let a: Value = serde_json::from_str(r#"{"lr": 1e-3, "n": 1.00, "k": 5}"#).unwrap();
+        assert_eq!(canonical_json(&a), r#"{"k":5,"lr":0.001,"n":1.0}"#);
+        assert_eq!(
+            task_hash(&a),
+            task_hash(&json!({"lr": 0.001, "n": 1.0, "k": 5}))
+        );
+        // Integers beyond 64 bits are exact: these two differ in their last digit.
+        let b: Value = serde_json::from_str(r#"{"a": 18446744073709551616}"#).unwrap();
+        let c: Value = serde_json::from_str(r#"{"a": 18446744073709551617}"#).unwrap();
+        assert_eq!(canonical_json(&c), r#"{"a":18446744073709551617}"#);
+        assert_ne!(task_hash(&b), task_hash(&c));
     }
 
     #[test]

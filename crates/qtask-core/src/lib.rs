@@ -11,10 +11,13 @@ pub mod date;
 pub mod error;
 pub mod fsutil;
 pub mod generators;
+pub mod json;
+pub mod name;
 pub mod path;
 pub mod placeholder;
 pub mod template;
 pub mod workflow;
+pub mod yaml;
 
 pub use calendar::{Calendar, Segment, ShiftKind, Side, TimeAdjuster};
 pub use canonical::{canonical_json, task_hash};

@@ -37,23 +37,23 @@ pub fn parse_document(text: &str, path: &Path) -> Result<Value> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     if is_json {
-        return serde_json::from_str(text).map_err(|e| CoreError::Parse {
-            path: path.to_path_buf(),
-            line: e.line() as u64,
-            column: e.column() as u64,
-            message: strip_location(&e.to_string()),
+        return crate::json::parse(text).map_err(|e| match e {
+            crate::json::JsonError::Syntax(e) => CoreError::Parse {
+                path: path.to_path_buf(),
+                line: e.line() as u64,
+                column: e.column() as u64,
+                message: strip_location(&e.to_string()),
+            },
+            crate::json::JsonError::Number(e) => {
+                CoreError::Template(format!("{}: {e}", path.display()))
+            }
         });
     }
-    // qrun reads YAML 1.2 (ruamel): only true/false spellings are booleans.
-    let options = serde_saphyr::options! { strict_booleans: true };
-    serde_saphyr::from_str_with_options::<Value>(text, options).map_err(|e| {
-        let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-        CoreError::Parse {
-            path: path.to_path_buf(),
-            line,
-            column,
-            message: first_line(&strip_location(&e.to_string())),
-        }
+    crate::yaml::parse_yaml(text).map_err(|e| CoreError::Parse {
+        path: path.to_path_buf(),
+        line: e.line,
+        column: e.column,
+        message: e.message,
     })
 }
 
@@ -63,10 +63,6 @@ fn strip_location(msg: &str) -> String {
         Some(i) => msg[..i].to_string(),
         None => msg.to_string(),
     }
-}
-
-fn first_line(msg: &str) -> String {
-    msg.lines().next().unwrap_or_default().trim().to_string()
 }
 
 fn read(path: &Path) -> Result<String> {

@@ -79,14 +79,14 @@ impl FeatureCache {
         let listed = provider.list_instruments(&q.instruments, cal[s], cal[e - 1])?;
         let mut files = vec![stamp(&provider.root().join("calendars/day.txt"))];
         for l in &listed {
-            let dir = provider.symbol_dir(&l.symbol);
+            let dir = provider.symbol_dir(&l.symbol)?;
             for f in program.fields() {
                 files.push(stamp(&dir.join(format!("{f}.day.bin"))));
             }
             // PIT files are stamped only when P(...) is used, so other keys are unchanged.
             for q in program.pit_queries() {
                 for f in q.program.fields() {
-                    let (data, index) = crate::pit::pit_paths(provider.root(), &l.symbol, f);
+                    let (data, index) = crate::pit::pit_paths(provider.root(), &l.symbol, f)?;
                     files.push(stamp(&data));
                     files.push(stamp(&index));
                 }

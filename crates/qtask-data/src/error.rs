@@ -34,6 +34,10 @@ pub enum DataError {
     /// A request that cannot be served (unknown market, empty range, bad config...).
     #[error("{0}")]
     Invalid(String),
+    /// A name that would become a file or folder name breaks qtask's one rule for them
+    /// ([`qtask_core::name::check_name`]).
+    #[error(transparent)]
+    Name(#[from] qtask_core::name::NameError),
 }
 
 impl DataError {

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use qtask_core::name::check_name;
+
 use crate::binfile::{BinSeries, read_bin, write_atomic, write_bin};
 use crate::error::{DataError, Result};
 use crate::provider::{Provider, parse_date};
@@ -112,6 +114,9 @@ fn read_sources(src: &Path, opts: &ImportOptions) -> Result<(Vec<String>, BTreeM
             })
             .collect();
         for &i in &value_cols {
+            // A column becomes `<column>.day.bin`: the one rule for file names applies.
+            check_name("column", &cols[i])
+                .map_err(|e| DataError::format(path, format!("line 1: {e}")))?;
             if !fields.contains(&cols[i]) {
                 fields.push(cols[i].clone());
             }
@@ -135,6 +140,8 @@ fn read_sources(src: &Path, opts: &ImportOptions) -> Result<(Vec<String>, BTreeM
             if symbol.is_empty() {
                 return Err(at("empty symbol".into()));
             }
+            // A symbol becomes a folder name: the one rule for file names applies.
+            check_name("instrument", &symbol).map_err(|e| at(e.to_string()))?;
             let mut vals = BTreeMap::new();
             for &i in &value_cols {
                 let s = cells[i].trim();

@@ -8,6 +8,8 @@ use chrono::NaiveDate;
 use qtask_core::{Calendar, CoreError};
 use serde::{Deserialize, Serialize};
 
+use qtask_core::name::check_name;
+
 use crate::binfile::{BinSeries, read_bin};
 use crate::error::{DataError, Result};
 
@@ -109,14 +111,17 @@ impl Provider {
         self.calendar.partition_point(|&c| c <= d)
     }
 
-    /// The folder holding a symbol's feature files (Qlib lower-cases symbols on disk).
-    pub fn symbol_dir(&self, symbol: &str) -> PathBuf {
-        self.root.join("features").join(symbol.to_lowercase())
+    /// The folder holding a symbol's feature files (Qlib lower-cases symbols on disk); a
+    /// symbol that is not a plain file name is refused.
+    pub fn symbol_dir(&self, symbol: &str) -> Result<PathBuf> {
+        check_name("instrument", symbol)?;
+        Ok(self.root.join("features").join(symbol.to_lowercase()))
     }
 
     /// Reads one field of one symbol; `Ok(None)` when the symbol has no such field file.
     pub fn read_field(&self, symbol: &str, field: &str) -> Result<Option<BinSeries>> {
-        let path = self.symbol_dir(symbol).join(format!("{field}.day.bin"));
+        check_name("field", field)?;
+        let path = self.symbol_dir(symbol)?.join(format!("{field}.day.bin"));
         if !path.exists() {
             return Ok(None);
         }
@@ -136,6 +141,7 @@ impl Provider {
 
     /// Reads `instruments/<market>.txt` into symbol -> listed ranges (file order kept per symbol).
     pub fn market(&self, market: &str) -> Result<BTreeMap<String, Vec<(NaiveDate, NaiveDate)>>> {
+        check_name("market", market)?;
         let path = self
             .root
             .join("instruments")
@@ -172,9 +178,20 @@ impl Provider {
                 parse_date(parts[1]).ok_or_else(bad)?,
                 parse_date(parts[2]).ok_or_else(bad)?,
             );
-            out.entry(parts[0].trim().to_uppercase())
-                .or_default()
-                .push((s, e));
+            let symbol = parts[0].trim().to_uppercase();
+            // Read as strictly as the importer writes: a symbol is a folder name.
+            check_name("instrument", &symbol)
+                .map_err(|e| DataError::format(&path, format!("line {}: {e}", i + 1)))?;
+            if e < s {
+                return Err(DataError::format(
+                    &path,
+                    format!(
+                        "line {}: instrument {symbol} ends ({e}) before it starts ({s})",
+                        i + 1
+                    ),
+                ));
+            }
+            out.entry(symbol).or_default().push((s, e));
         }
         Ok(out)
     }
@@ -234,6 +251,7 @@ impl Provider {
                 let mut seen = std::collections::BTreeSet::new();
                 for s in list {
                     let symbol = s.trim().to_uppercase();
+                    check_name("instrument", &symbol)?;
                     if !seen.insert(symbol.clone()) {
                         continue;
                     }
@@ -254,12 +272,22 @@ impl Provider {
             }
         }
         for l in &out {
-            let dir = self.symbol_dir(&l.symbol);
+            let dir = self.symbol_dir(&l.symbol)?;
             // An instrument with only point-in-time data has just a financial/ folder.
             let pit_dir = self.root.join("financial").join(l.symbol.to_lowercase());
             if !dir.is_dir() && !pit_dir.is_dir() {
+                let listed_in = match sel {
+                    Instruments::Market(m) => format!(
+                        " (listed in {})",
+                        self.root
+                            .join("instruments")
+                            .join(format!("{}.txt", m.to_lowercase()))
+                            .display()
+                    ),
+                    Instruments::List(_) => String::new(),
+                };
                 return Err(DataError::Invalid(format!(
-                    "instrument {} has no data: {} does not exist",
+                    "instrument {}{listed_in} has no data: {} does not exist",
                     l.symbol,
                     dir.display()
                 )));

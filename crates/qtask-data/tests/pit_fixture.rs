@@ -43,7 +43,7 @@ fn u32s(b: &[u8]) -> Vec<u32> {
 fn import_writes_qlib_index_records_and_bytes() {
     let dir = provider_dir();
     let want = json("expected_roewa_q_files.json");
-    let (data, index) = pit_paths(dir.path(), "SH600519", "roewa_q");
+    let (data, index) = pit_paths(dir.path(), "SH600519", "roewa_q").unwrap();
     assert!(data.ends_with("financial/sh600519/roewa_q.data"));
     let index_bytes = std::fs::read(&index).unwrap();
     let idx = u32s(&index_bytes);

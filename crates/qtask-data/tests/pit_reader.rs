@@ -17,7 +17,7 @@ fn import(dir: &Path, csv_text: &str) -> qtask_data::Result<qtask_data::pit::Imp
 }
 
 fn files(dir: &Path) -> (Vec<u8>, Vec<u8>) {
-    let (d, i) = pit_paths(dir, "SH600519", "roewa_q");
+    let (d, i) = pit_paths(dir, "SH600519", "roewa_q").unwrap();
     (std::fs::read(d).unwrap(), std::fs::read(i).unwrap())
 }
 
@@ -78,7 +78,7 @@ fn bad_csv_rows_name_the_line_and_write_nothing() {
 
 fn expect_format_error(data: &[u8], index: &[u8], needle: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let (d, i) = pit_paths(dir.path(), "X", "f_q");
+    let (d, i) = pit_paths(dir.path(), "X", "f_q").unwrap();
     std::fs::create_dir_all(d.parent().unwrap()).unwrap();
     std::fs::write(&d, data).unwrap();
     std::fs::write(&i, index).unwrap();

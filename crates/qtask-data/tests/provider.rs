@@ -98,7 +98,13 @@ fn instrument_without_data_is_an_error() {
     let err = close_frame(tmp.path(), Instruments::Market("all".into()))
         .unwrap_err()
         .to_string();
-    assert!(err.starts_with("instrument SH699999 has no data"), "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "instrument SH699999 (listed in {}) has no data",
+            all.display()
+        )),
+        "{err}"
+    );
 }
 
 #[test]

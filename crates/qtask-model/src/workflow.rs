@@ -225,6 +225,6 @@ fn log_curves(run: &Run, log: &crate::lgb::TrainLog) -> Result<()> {
 impl Executor for TaskTrain {
     fn execute(&self, task: &Value, run: &Run, ctx: &TaskContext) -> Result<Value, TaskError> {
         self.train(task, run, ctx)
-            .map_err(|e| TaskError(e.to_string()))
+            .map_err(|e| TaskError::from_error(&e))
     }
 }

@@ -223,7 +223,7 @@ fn linear_models_train_through_the_same_path() {
 
 fn failed_with(t: Value, needle: &str) {
     let s = setup();
-    let err = s.func.call(&ctx(), &t).unwrap_err().0;
+    let err = s.func.call(&ctx(), &t).unwrap_err().message;
     assert!(err.contains(needle), "error `{err}` lacks `{needle}`");
     let run = only_run(&s);
     assert_eq!(run.info().status, RunStatus::Failed);

@@ -102,6 +102,49 @@ impl RawWriter {
     }
 }
 
+/// Marks every task of `pool` done the way a drain leaves it in PostgreSQL: first running with
+/// a lease that has since passed, then done (two bulk updates, leaving the running versions as
+/// dead index entries until vacuum). Returns how many tasks.
+pub fn bulk_drain(url: &str, pool: &str) -> Result<u64> {
+    match StoreUrl::parse(url)? {
+        StoreUrl::Postgres(u) => {
+            let mut c = postgres::Client::connect(&u, postgres::NoTls)?;
+            c.execute(
+                "UPDATE qtask_tasks SET status = 'running', claimed_from = 'waiting', \
+                 attempts = 1, lease_token = 'bench', lease_owner = 'bench', \
+                 lease_expires_at = now() - interval '1 second', started_at = now() \
+                 WHERE pool = $1 AND status = 'waiting'",
+                &[&pool],
+            )?;
+            Ok(c.execute(
+                "UPDATE qtask_tasks SET status = 'done', lease_token = NULL, lease_owner = NULL, \
+                 lease_expires_at = NULL, claimed_from = NULL, finished_at = now() \
+                 WHERE pool = $1 AND status = 'running'",
+                &[&pool],
+            )?)
+        }
+        _ => Err(PoolError::Invalid(
+            "the bulk drain is for PostgreSQL stores".into(),
+        )),
+    }
+}
+
+/// Drops PostgreSQL's partial index of running tasks by lease expiry (`qtask_tasks_lease`), so
+/// `qtask bench scale` can measure claims with and without it in one build (the next open of
+/// a pool creates it again).
+pub fn drop_lease_index(url: &str) -> Result<()> {
+    match StoreUrl::parse(url)? {
+        StoreUrl::Postgres(u) => {
+            let mut c = postgres::Client::connect(&u, postgres::NoTls)?;
+            c.batch_execute("DROP INDEX IF EXISTS qtask_tasks_lease")?;
+            Ok(())
+        }
+        _ => Err(PoolError::Invalid(
+            "only PostgreSQL stores have the lease index".into(),
+        )),
+    }
+}
+
 fn unsupported() -> PoolError {
     PoolError::Invalid("the raw-rate baseline supports SQLite and PostgreSQL stores".into())
 }

@@ -54,6 +54,10 @@ fn check_defs(defs: &[serde_json::Value]) -> Result<Vec<String>> {
         .enumerate()
         .map(|(index, d)| {
             if d.is_object() {
+                qtask_core::json::check(d).map_err(|e| PoolError::BadTask {
+                    index,
+                    reason: e.to_string(),
+                })?;
                 Ok(qtask_core::task_hash(d))
             } else {
                 Err(PoolError::BadTask {

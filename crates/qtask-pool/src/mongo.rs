@@ -44,8 +44,35 @@ fn is_duplicate(e: &mongodb::error::Error) -> bool {
     matches!(&*e.kind, ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000)
 }
 
+/// JSON to BSON by hand: serde_json's `arbitrary_precision` numbers do not serialise through
+/// serde's data model into BSON. BSON has no integer beyond 64 bits (pymongo refuses them
+/// too): such a number is refused rather than rounded.
 fn to_bson(v: &Value) -> Result<Bson> {
-    mongodb::bson::to_bson(v).map_err(|e| PoolError::Mongo(e.to_string()))
+    Ok(match v {
+        Value::Null => Bson::Null,
+        Value::Bool(b) => Bson::Boolean(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Bson::Int64(i)
+            } else if qtask_core::json::is_big_integer(n) || n.as_u64().is_some() {
+                return Err(PoolError::Invalid(format!(
+                    "MongoDB stores integers of at most 64 bits (signed); {n} does not fit: \
+                     use a SQLite or PostgreSQL pool, or quote it"
+                )));
+            } else {
+                Bson::Double(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Value::String(s) => Bson::String(s.clone()),
+        Value::Array(items) => Bson::Array(items.iter().map(to_bson).collect::<Result<_>>()?),
+        Value::Object(map) => {
+            let mut d = Document::new();
+            for (k, item) in map {
+                d.insert(k.clone(), to_bson(item)?);
+            }
+            Bson::Document(d)
+        }
+    })
 }
 
 fn lit(b: Bson) -> Bson {

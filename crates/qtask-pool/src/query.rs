@@ -29,6 +29,14 @@ pub enum QueryError {
         "unknown query field {0:?} (queryable: _id, status, priority, attempts, def.*, filter.*, res.*)"
     )]
     UnknownField(String),
+    /// More conditions than [`MAX_CONDITIONS`].
+    #[error("a query may hold at most {max} conditions, this one has {found}")]
+    TooManyConditions {
+        /// How many it has.
+        found: usize,
+        /// The limit.
+        max: usize,
+    },
     /// An operand of the wrong type.
     #[error("bad value for {field:?}: {reason}")]
     BadValue {
@@ -38,6 +46,10 @@ pub enum QueryError {
         reason: String,
     },
 }
+
+/// The most conditions (field/operator pairs) one query may hold; every backend compiles a
+/// query into one statement, whose parameters are limited (SQLite: 32,766).
+pub const MAX_CONDITIONS: usize = 1000;
 
 /// A field a condition applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +118,8 @@ impl Query {
         if text.trim().is_empty() {
             return Ok(Query::all());
         }
-        let v: Value = serde_json::from_str(text).map_err(|e| QueryError::Json(e.to_string()))?;
+        let v: Value =
+            qtask_core::json::parse(text).map_err(|e| QueryError::Json(e.to_string()))?;
         Query::parse(&v)
     }
 
@@ -125,6 +138,19 @@ impl Query {
                 conds.push(Cond {
                     field: field.clone(),
                     op,
+                });
+            }
+            if conds.len() > MAX_CONDITIONS {
+                let found: usize = map
+                    .iter()
+                    .map(|(_, v)| match v {
+                        Value::Object(m) if m.keys().any(|k| k.starts_with('$')) => m.len(),
+                        _ => 1,
+                    })
+                    .sum();
+                return Err(QueryError::TooManyConditions {
+                    found,
+                    max: MAX_CONDITIONS,
                 });
             }
         }
@@ -371,6 +397,17 @@ mod tests {
             Err(QueryError::BadValue { .. })
         ));
         assert!(Query::parse_str("  ").unwrap().conds.is_empty());
+    }
+
+    #[test]
+    fn the_number_of_conditions_is_bounded_and_stated() {
+        let many: serde_json::Map<String, Value> =
+            (0..1500).map(|i| (format!("def.k{i}"), json!(1))).collect();
+        let err = Query::parse(&Value::Object(many)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a query may hold at most 1000 conditions, this one has 1500"
+        );
     }
 
     #[test]

@@ -24,7 +24,17 @@ pub(crate) enum Param {
     Json(Value),
     /// A JSON path: SQLite `$."a"[0]` text, PostgreSQL `text[]`.
     Path(Vec<String>),
+    /// A list of integers (SQLite: a JSON array for `json_each`; PostgreSQL: `bigint[]`).
+    Ints(Vec<i64>),
+    /// A list of strings (SQLite: a JSON array for `json_each`; PostgreSQL: `text[]`).
+    Texts(Vec<String>),
 }
+
+/// Above this many values, `$in`/`$nin` compile to one bound list (`IN (SELECT value FROM
+/// json_each(?))`, `= ANY(?)`) instead of one comparison per value: the SQL stays the same
+/// size, and no database parser recurses once per value (SQLite refuses expression trees
+/// deeper than 1,000).
+pub(crate) const MAX_INLINE_VALUES: usize = 32;
 
 /// Accumulates parameters while compiling; placeholders are numbered from `first`.
 pub(crate) struct Compiler {
@@ -62,7 +72,7 @@ impl Compiler {
             return TRUE.to_string();
         }
         let parts: Vec<String> = q.conds.iter().map(|c| self.cond(c)).collect();
-        parts.join(" AND ")
+        balanced(&parts, "AND")
     }
 
     fn cond(&mut self, c: &Cond) -> String {
@@ -86,8 +96,115 @@ impl Compiler {
         if vs.is_empty() {
             return FALSE.to_string();
         }
+        if vs.len() > MAX_INLINE_VALUES {
+            return self.in_list(f, vs);
+        }
         let parts: Vec<String> = vs.iter().map(|v| self.eq(f, v)).collect();
-        format!("({})", parts.join(" OR "))
+        format!("({})", balanced(&parts, "OR"))
+    }
+
+    /// `$in` over a long list: one bound list per kind of value, whatever the list's length.
+    fn in_list(&mut self, f: &Field, vs: &[Value]) -> String {
+        let mut parts = Vec::new();
+        match f {
+            Field::Id | Field::Priority | Field::Attempts => {
+                let ints: Vec<i64> = vs
+                    .iter()
+                    .filter_map(|v| match f {
+                        Field::Id => Self::id_value(v),
+                        _ => v.as_i64(),
+                    })
+                    .collect();
+                let col = Self::column(f);
+                if !ints.is_empty() {
+                    let set = self.int_set(ints);
+                    parts.push(match f {
+                        Field::Id => format!("{col} {set}"),
+                        _ => format!("COALESCE({col} {set}, {FALSE})"),
+                    });
+                }
+                if !matches!(f, Field::Id) && vs.iter().any(Value::is_null) {
+                    parts.push(format!("{col} IS NULL"));
+                }
+            }
+            Field::Status => {
+                let texts: Vec<String> = vs
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect();
+                let set = self.text_set(texts);
+                parts.push(format!("status {set}"));
+            }
+            Field::Def(path) | Field::Res(path) => {
+                let col = Self::column(f);
+                if path.is_empty() {
+                    // Only null reaches here (checked at parse time).
+                    return format!("{col} IS NULL");
+                }
+                // Booleans and null keep their own comparisons (at most three of them).
+                let mut few: Vec<&Value> = Vec::new();
+                for v in vs.iter().filter(|v| v.is_boolean() || v.is_null()) {
+                    if !few.contains(&v) {
+                        few.push(v);
+                    }
+                }
+                for v in few {
+                    parts.push(self.json_eq(col, path, v));
+                }
+                let numbers: Vec<Value> = vs.iter().filter(|v| v.is_number()).cloned().collect();
+                let strings: Vec<Value> = vs.iter().filter(|v| v.is_string()).cloned().collect();
+                match self.dialect {
+                    Dialect::Sqlite => {
+                        for (list, types) in
+                            [(numbers, "('integer', 'real')"), (strings, "('text')")]
+                        {
+                            if list.is_empty() {
+                                continue;
+                            }
+                            let p = self.bind(Param::Path(path.clone()));
+                            let x = self.bind(Param::Text(Value::Array(list).to_string()));
+                            parts.push(format!(
+                                "COALESCE(json_type({col}, {p}) IN {types} AND json_extract({col}, {p}) \
+                                 IN (SELECT value FROM json_each({x})), {FALSE})"
+                            ));
+                        }
+                    }
+                    Dialect::Postgres => {
+                        let mut list = numbers;
+                        list.extend(strings);
+                        if !list.is_empty() {
+                            let p = self.bind(Param::Path(path.clone()));
+                            let x = self.bind(Param::Json(Value::Array(list)));
+                            parts.push(format!(
+                                "COALESCE(({col} #> {p}) IN (SELECT jsonb_array_elements({x})), {FALSE})"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if parts.is_empty() {
+            return FALSE.to_string();
+        }
+        format!("({})", balanced(&parts, "OR"))
+    }
+
+    /// `IN (...)` over a bound list of integers.
+    fn int_set(&mut self, ints: Vec<i64>) -> String {
+        let x = self.bind(Param::Ints(ints));
+        match self.dialect {
+            Dialect::Sqlite => format!("IN (SELECT value FROM json_each({x}))"),
+            Dialect::Postgres => format!("= ANY({x})"),
+        }
+    }
+
+    /// `IN (...)` over a bound list of strings.
+    fn text_set(&mut self, texts: Vec<String>) -> String {
+        let x = self.bind(Param::Texts(texts));
+        match self.dialect {
+            Dialect::Sqlite => format!("IN (SELECT value FROM json_each({x}))"),
+            Dialect::Postgres => format!("= ANY({x})"),
+        }
     }
 
     fn column(f: &Field) -> &'static str {
@@ -244,6 +361,20 @@ impl Compiler {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Joins `parts` with `op` as a balanced tree of parentheses, so the expression's depth grows
+/// with the logarithm of the number of parts, never linearly.
+fn balanced(parts: &[String], op: &str) -> String {
+    match parts {
+        [] => TRUE.to_string(),
+        [one] => one.clone(),
+        _ if parts.len() <= 4 => parts.join(&format!(" {op} ")),
+        _ => {
+            let (a, b) = parts.split_at(parts.len() / 2);
+            format!("({}) {op} ({})", balanced(a, op), balanced(b, op))
         }
     }
 }

@@ -24,6 +24,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// The tracking URI this backend talks to (for messages).
     fn uri(&self) -> String;
 
+    /// Warnings noted since the last call, e.g. a damaged experiment or run that a listing
+    /// skipped (the caller shows them to the user).
+    fn take_warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The experiment with this name, active or deleted.
     fn experiment_by_name(&self, name: &str) -> Result<Option<ExperimentInfo>>;
     /// The experiment with this name, created if missing; concurrent callers get the same one.

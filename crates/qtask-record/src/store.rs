@@ -73,6 +73,12 @@ impl RecordStore {
         self.backend.uri()
     }
 
+    /// Warnings noted since the last call (a damaged experiment or run that was skipped), one
+    /// line each.
+    pub fn take_warnings(&self) -> Vec<String> {
+        self.backend.take_warnings()
+    }
+
     /// The experiment named `name`, created when missing (two processes asking at once get
     /// the same one). A deleted experiment of that name is an error, as in MLflow.
     pub fn experiment(&self, name: &str) -> Result<Experiment> {

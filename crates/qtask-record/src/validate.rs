@@ -38,7 +38,9 @@ pub fn check_key(kind: &str, key: &str) -> Result<()> {
             normalize_posix(key)
         )));
     }
-    Ok(())
+    // Keys become files (`/` makes folders): qtask's one rule for file names applies too.
+    qtask_core::name::check_relative_path(&format!("{kind} key"), key)
+        .map_err(|e| RecordError::Invalid(e.to_string()))
 }
 
 /// Checks a value's length against MLflow's limit for params or tags.
@@ -117,6 +119,9 @@ pub fn artifact_path(path: &str) -> Result<String> {
             _ => {}
         }
     }
+    // Reading and writing check the same: qtask's one rule for file names, per segment.
+    qtask_core::name::check_relative_path("artifact path", trimmed)
+        .map_err(|e| RecordError::Invalid(e.to_string()))?;
     Ok(trimmed.to_string())
 }
 
@@ -166,6 +171,8 @@ fn python_repr(value: &Value) -> String {
         Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
             (Some(i), _, _) => i.to_string(),
             (None, Some(u), _) => u.to_string(),
+            // Python's int has no size limit: an integer beyond 64 bits prints exactly.
+            _ if qtask_core::json::is_big_integer(n) => n.to_string(),
             (None, None, Some(f)) => python_float(f),
             _ => n.to_string(),
         },
@@ -279,6 +286,8 @@ mod tests {
             "a//b",
             "a\\b",
             "./a",
+            "a/.hidden",
+            "a/b\nc",
         ] {
             assert!(artifact_path(bad).is_err(), "{bad:?}");
         }

@@ -121,16 +121,32 @@ fn corrupt_experiment_meta_is_one_clear_error_and_nothing_else_changes() {
         .map(|f| (f.clone(), fs::read(root.join(&f)).unwrap()))
         .collect();
 
-    let err = store.experiments().unwrap_err();
+    // Listing skips the damaged experiment (as MLflow does) and warns, naming its file.
+    let names: Vec<String> = store
+        .experiments()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["good", "Default"]);
+    let warnings = store.take_warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains(&format!("{}", bad.join("meta.yaml").display()))
+            && warnings[0].contains("corrupt experiment metadata"),
+        "{warnings:?}"
+    );
+    // An existing experiment is still found.
+    assert_eq!(store.experiment("good").unwrap().name(), "good");
+    // Creating an experiment cannot tell whether the broken one has that name: refuse.
+    let err = store.experiment("another").unwrap_err();
     assert!(matches!(err, RecordError::Corrupt { .. }), "{err:?}");
     let text = err.to_string();
     assert!(
         text.starts_with(&format!("{}", bad.join("meta.yaml").display()))
-            && text.contains("corrupt experiment metadata"),
+            && text.contains("corrupt experiment metadata: it may be experiment `another`"),
         "{text}"
     );
-    // Creating an experiment cannot tell whether the broken one has that name: refuse.
-    assert!(store.experiment("another").is_err());
 
     let after: Vec<(String, Vec<u8>)> = common::rel_files(root)
         .into_iter()
@@ -294,4 +310,58 @@ print(json.dumps({"run": r.info.run_id}))
     let m = &run.metrics().unwrap()[0];
     assert_eq!((m.key.as_str(), m.value, m.step), ("IC", 0.5, 2));
     assert_eq!(run.load_artifact_bytes("sig/a.txt").unwrap(), b"hello");
+}
+
+#[test]
+fn damaged_experiments_and_runs_are_skipped_with_a_warning_naming_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("mlruns");
+    let store = open(&root);
+    let good = store.experiment("good").unwrap();
+    let kept = good.start_run(None).unwrap().id().to_string();
+    let broken_run = good.start_run(None).unwrap().id().to_string();
+    store.experiment("other").unwrap();
+    let other = exp_dir(&root, &store, "other");
+    let other_id = other.file_name().unwrap().to_string_lossy().to_string();
+    fs::write(other.join("meta.yaml"), "name: [unclosed\n").unwrap();
+    let run_dir = exp_dir(&root, &store, "good").join(&broken_run);
+    fs::write(run_dir.join("meta.yaml"), "status: {\n").unwrap();
+
+    let names: Vec<String> = store
+        .experiments()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert!(names.contains(&"good".to_string()), "{names:?}");
+    assert!(!names.contains(&"other".to_string()));
+    let runs: Vec<String> = good
+        .runs(None)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(runs, vec![kept.clone()]);
+    // The experiment can still be found and written to.
+    store.experiment("good").unwrap().start_run(None).unwrap();
+
+    let warnings = store.take_warnings();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.starts_with(&format!(
+            "skipped experiment {other_id}, which is damaged: "
+        )) && w.contains("corrupt experiment metadata")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with(&format!("skipped run {broken_run}, which is damaged: "))),
+        "{warnings:?}"
+    );
+    // Each is reported once, however often it was met.
+    assert!(store.take_warnings().is_empty());
+    // Asking for the damaged run itself is an error naming its file.
+    let err = store.run(&broken_run).unwrap_err().to_string();
+    assert!(err.contains("corrupt run metadata"), "{err}");
 }

@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod child_env;
 pub mod error;
 pub mod external;
 pub mod func;
@@ -18,7 +19,8 @@ pub mod stop;
 pub mod train;
 pub mod trainer;
 
-pub use error::{RunnerError, TaskError};
+pub use child_env::ChildEnv;
+pub use error::{Blame, RunnerError, TaskError};
 pub use external::ExternalCommand;
 pub use func::{TaskContext, TaskFunc};
 pub use run::{RunEvent, RunOptions, RunSummary, run_task};

@@ -84,7 +84,8 @@ pub enum RunEvent {
         /// The task's new status.
         status: Status,
     },
-    /// The task was handed back unfinished (stop requested).
+    /// The task was handed back unfinished (stop requested, or the worker's environment
+    /// failed), its attempt given back.
     Returned {
         /// Task id.
         id: String,
@@ -401,6 +402,16 @@ fn run_one<'p>(
             commit(pool, opts, stop, on_event, &id, &token, &res, &mut summary)?;
             claim.settle();
         }
+        (Err(err), _) if err.is_environment() => {
+            // Not the task's failure: the attempt is given back (the error the task had is
+            // kept), and this worker stops before it fails every other task the same way.
+            claim.return_task(None)?;
+            on_event(&RunEvent::Returned { id: id.clone() });
+            return Err(RunnerError::Environment {
+                id,
+                message: err.message,
+            });
+        }
         (Err(_), _) if stop.is_stopped() => {
             claim.return_task(None)?;
             on_event(&RunEvent::Returned { id });
@@ -410,10 +421,10 @@ fn run_one<'p>(
             if !opts.retry_delay.is_zero() {
                 sleep_unless_stopped(opts.retry_delay, stop);
             }
-            let status = claim.fail(&err.0)?;
+            let status = claim.fail(&err.message)?;
             on_event(&RunEvent::Failed {
                 id,
-                error: err.0,
+                error: err.message,
                 status,
             });
             summary.failed = 1;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use qtask_record::{Experiment, RecordStore, Run, RunStatus};
 use serde_json::{Value, json};
 
+use crate::child_env::ChildEnv;
 use crate::error::TaskError;
 use crate::external::ExternalCommand;
 use crate::func::{TaskContext, TaskFunc};
@@ -47,7 +48,7 @@ impl ExecRegistry {
     /// The executor called `name`.
     pub fn get(&self, name: &str) -> Result<Arc<dyn Executor>, TaskError> {
         self.map.get(name).cloned().ok_or_else(|| {
-            TaskError(format!(
+            TaskError::new(format!(
                 "unknown task function `{name}` (built in: {})",
                 self.map.keys().cloned().collect::<Vec<_>>().join(", ")
             ))
@@ -73,36 +74,56 @@ impl Executor for Echo {
     }
 }
 
-/// Logs each numeric leaf (`a.b.0` paths) of `value` as a metric at step 0.
+/// The most metrics logged from one value by [`log_numeric_leaves`]: a result is not a
+/// metrics table, and logging every number of a large one would take minutes and a file each.
+pub const MAX_LOGGED_METRICS: usize = 1000;
+
+/// The tag recording how many numeric leaves were not logged because of
+/// [`MAX_LOGGED_METRICS`].
+pub const METRICS_SKIPPED_TAG: &str = "qtask.metrics_skipped";
+
+/// Logs the numeric leaves (`a.b.0` paths) of `value` as metrics at step 0: the first
+/// [`MAX_LOGGED_METRICS`] in document order; how many more there were is tagged
+/// [`METRICS_SKIPPED_TAG`]. The walk is iterative and counts without collecting, so any
+/// value is walked in bounded memory and time proportional to its size.
 pub fn log_numeric_leaves(run: &Run, value: &Value) -> Result<(), TaskError> {
-    fn walk(prefix: &str, v: &Value, out: &mut Vec<(String, f64)>) {
-        let key = |k: &str| {
-            if prefix.is_empty() {
+    let mut metrics = Vec::new();
+    let mut skipped = 0usize;
+    // (path, value); children are pushed in reverse so they pop in document order.
+    let mut stack: Vec<(String, &Value)> = vec![(String::new(), value)];
+    while let Some((path, v)) = stack.pop() {
+        let child = |k: &str| {
+            if path.is_empty() {
                 k.to_string()
             } else {
-                format!("{prefix}.{k}")
+                format!("{path}.{k}")
             }
         };
         match v {
-            Value::Number(n) => out.push((prefix.to_string(), n.as_f64().unwrap_or(f64::NAN))),
-            Value::Object(m) => m.iter().for_each(|(k, c)| walk(&key(k), c, out)),
-            Value::Array(a) => a
-                .iter()
-                .enumerate()
-                .for_each(|(i, c)| walk(&key(&i.to_string()), c, out)),
+            Value::Number(n) => {
+                if metrics.len() < MAX_LOGGED_METRICS {
+                    metrics.push((path, n.as_f64().unwrap_or(f64::NAN)));
+                } else {
+                    skipped += 1;
+                }
+            }
+            Value::Object(m) => stack.extend(m.iter().rev().map(|(k, c)| (child(k), c))),
+            Value::Array(a) => stack.extend(
+                a.iter()
+                    .enumerate()
+                    .rev()
+                    .map(|(i, c)| (child(&i.to_string()), c)),
+            ),
             _ => {}
         }
     }
-    let mut metrics = Vec::new();
-    walk("", value, &mut metrics);
-    if metrics.is_empty() {
-        return Ok(());
+    if !metrics.is_empty() {
+        run.log_metrics(&metrics, 0)?;
     }
-    run.log_metrics(&metrics, 0).map_err(record_err)
-}
-
-fn record_err(e: qtask_record::RecordError) -> TaskError {
-    TaskError(format!("runs store: {e}"))
+    if skipped > 0 {
+        run.set_tag(METRICS_SKIPPED_TAG, &skipped.to_string())?;
+    }
+    Ok(())
 }
 
 /// An external command as an executor: it gets the task on stdin and, in its environment, the
@@ -111,16 +132,9 @@ fn record_err(e: qtask_record::RecordError) -> TaskError {
 /// numeric leaves are logged as metrics.
 impl Executor for ExternalCommand {
     fn execute(&self, task: &Value, run: &Run, ctx: &TaskContext) -> Result<Value, TaskError> {
-        let env = vec![
-            ("QTASK_RUN_ID".to_string(), run.id().to_string()),
-            ("MLFLOW_RUN_ID".to_string(), run.id().to_string()),
-        ];
-        let mut env = env;
-        if let Some(uri) = &ctx.tracking_uri {
-            env.push(("MLFLOW_TRACKING_URI".to_string(), uri.clone()));
-        }
-        let res = self.call_with_env(ctx, task, &env)?;
-        run.save_json("result.json", &res).map_err(record_err)?;
+        let env = ChildEnv::for_task(ctx).with_run(run.id());
+        let res = self.run(&env, task, &ctx.cancel)?;
+        run.save_json("result.json", &res)?;
         log_numeric_leaves(run, &res)?;
         Ok(res)
     }
@@ -137,12 +151,43 @@ pub enum Phase {
     End,
 }
 
+/// The most params logged from one task by [`begin_task_train`]: each is a file in the runs
+/// store, and a task holding a large table would otherwise take minutes to record. The whole
+/// task is always saved as `task.json`.
+pub const MAX_LOGGED_PARAMS: usize = 1000;
+
+/// The tag recording how many flattened task entries were not logged as params because of
+/// [`MAX_LOGGED_PARAMS`].
+pub const PARAMS_SKIPPED_TAG: &str = "qtask.params_skipped";
+
+/// Logs the flattened task as params (Qlib's `flatten_dict`), the first
+/// [`MAX_LOGGED_PARAMS`] in document order; how many more there were is tagged
+/// [`PARAMS_SKIPPED_TAG`].
+fn log_task_params(run: &Run, task: &Value) -> qtask_record::Result<()> {
+    if !task.is_object() {
+        // log_params refuses it with its own message.
+        return run.log_params(task);
+    }
+    let flat = qtask_core::path::flatten(task);
+    let skipped = flat.len().saturating_sub(MAX_LOGGED_PARAMS);
+    let params: Vec<(String, String)> = flat
+        .into_iter()
+        .take(MAX_LOGGED_PARAMS)
+        .map(|(k, v)| (k, qtask_record::validate::python_str(&v)))
+        .collect();
+    run.log_param_strings(&params)?;
+    if skipped > 0 {
+        run.set_tag(PARAMS_SKIPPED_TAG, &skipped.to_string())?;
+    }
+    Ok(())
+}
+
 /// Qlib's `begin_task_train`: starts a run, logs the flattened task as params, saves the task as
 /// `task.json`, tags the hostname (and the process id as `qtask.pid`).
 pub fn begin_task_train(exp: &Experiment, task: &Value) -> Result<Run, TaskError> {
-    let run = exp.start_run(None).map_err(record_err)?;
+    let run = exp.start_run(None)?;
     let setup = || -> qtask_record::Result<()> {
-        run.log_params(task)?;
+        log_task_params(&run, task)?;
         run.save_json(TASK_ARTIFACT, task)?;
         run.set_tags(&[
             (
@@ -157,7 +202,7 @@ pub fn begin_task_train(exp: &Experiment, task: &Value) -> Result<Run, TaskError
     if let Err(e) = setup() {
         let mut run = run;
         let _ = run.end(RunStatus::Failed);
-        return Err(record_err(e));
+        return Err(e.into());
     }
     Ok(run)
 }
@@ -169,15 +214,16 @@ pub fn end_task_train(
     exec: &dyn Executor,
     ctx: &TaskContext,
 ) -> Result<Value, TaskError> {
-    let task: Value = run.load_json(TASK_ARTIFACT).map_err(record_err)?;
+    let task: Value = run.load_json(TASK_ARTIFACT)?;
     match exec.execute(&task, &run, ctx) {
         Ok(res) => {
-            run.end(RunStatus::Finished).map_err(record_err)?;
+            run.end(RunStatus::Finished)?;
             Ok(res)
         }
         Err(e) => {
-            let _ = run.set_tag("error", &truncate(&e.0, 5000));
-            let status = if ctx.is_cancelled() {
+            let _ = run.set_tag("error", &truncate(&e.message, 5000));
+            // Not the task's failure: the run did not fail, it was interrupted.
+            let status = if ctx.is_cancelled() || e.is_environment() {
                 RunStatus::Killed
             } else {
                 RunStatus::Failed
@@ -212,10 +258,7 @@ pub struct RecordedTask {
 
 impl TaskFunc for RecordedTask {
     fn call(&self, ctx: &TaskContext, param: &Value) -> Result<Value, TaskError> {
-        let exp = self
-            .store
-            .experiment(&self.experiment)
-            .map_err(record_err)?;
+        let exp = self.store.experiment(&self.experiment)?;
         let ctx = &TaskContext {
             tracking_uri: Some(self.store.uri()),
             experiment: Some(self.experiment.clone()),
@@ -224,7 +267,7 @@ impl TaskFunc for RecordedTask {
         match self.phase {
             Phase::Full | Phase::Begin => {
                 let run = begin_task_train(&exp, param)?;
-                run.set_tag(TM_ID, &ctx.task_id).map_err(record_err)?;
+                run.set_tag(TM_ID, &ctx.task_id)?;
                 let reference = run_ref(&run, &exp);
                 if self.phase == Phase::Full {
                     end_task_train(run, self.exec.as_ref(), ctx)?;
@@ -233,11 +276,11 @@ impl TaskFunc for RecordedTask {
             }
             Phase::End => {
                 let run_id = param.get("run_id").and_then(Value::as_str).ok_or_else(|| {
-                    TaskError(format!(
+                    TaskError::new(format!(
                         "a part_done task's result must name its run (`run_id`), got {param}"
                     ))
                 })?;
-                let run = self.store.resume_run(run_id).map_err(record_err)?;
+                let run = self.store.resume_run(run_id)?;
                 end_task_train(run, self.exec.as_ref(), ctx)?;
                 Ok(param.clone())
             }

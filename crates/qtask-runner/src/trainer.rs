@@ -176,13 +176,19 @@ impl Trainer {
                     on_event(&RunEvent::Committed { id });
                     out.runs.push(Some(run_id));
                 }
+                Err(e) if e.is_environment() => {
+                    return Err(RunnerError::Environment {
+                        id,
+                        message: e.message,
+                    });
+                }
                 Err(e) => {
                     on_event(&RunEvent::Failed {
                         id,
-                        error: e.0.clone(),
+                        error: e.message.clone(),
                         status: Status::Failed,
                     });
-                    out.failed.push((i, e.0));
+                    out.failed.push((i, e.message));
                     out.runs.push(None);
                 }
             }
@@ -315,7 +321,13 @@ impl Trainer {
                         &self.local_ctx(run_id.clone()),
                     ) {
                         Ok(_) => on_event(&RunEvent::Committed { id: run_id.clone() }),
-                        Err(TaskError(e)) => {
+                        Err(e) if e.is_environment() => {
+                            return Err(RunnerError::Environment {
+                                id: run_id.clone(),
+                                message: e.message,
+                            });
+                        }
+                        Err(TaskError { message: e, .. }) => {
                             on_event(&RunEvent::Failed {
                                 id: run_id.clone(),
                                 error: e.clone(),

@@ -214,7 +214,8 @@ pub fn run(args: CollectArgs) -> anyhow::Result<()> {
     let pb = bar(selected.len() as u64, "loading runs");
     let collected = collector.collect_with(|done, _| pb.set_position(done as u64))?;
     pb.finish_and_clear();
-    let warnings = collector.take_warnings();
+    let mut warnings = collector.take_warnings();
+    warnings.extend(source.0.take_warnings());
     if collected.is_empty() {
         let names: Vec<&str> = artifacts.iter().map(|a| a.1.as_str()).collect();
         bail!(

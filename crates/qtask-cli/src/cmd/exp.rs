@@ -48,12 +48,17 @@ pub enum ExpCommand {
 /// Runs `qtask exp ...`.
 pub fn run(args: ExpArgs) -> anyhow::Result<()> {
     let store = args.tracking.open(false)?;
-    match args.command {
+    let result = match args.command {
         ExpCommand::List => list(&store, args.json),
         ExpCommand::Runs { name, status } => runs(&store, &name, status, args.json),
         ExpCommand::Show { run_id } => show(&store, &run_id, args.json),
         ExpCommand::Rm { name } => rm(&store, &name, args.json),
+    };
+    // On failure the error line says what matters; warnings only accompany a success.
+    if result.is_ok() {
+        output::warn_all(store.take_warnings());
     }
+    result
 }
 
 fn list(store: &RecordStore, json: bool) -> anyhow::Result<()> {

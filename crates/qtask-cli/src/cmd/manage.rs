@@ -187,7 +187,7 @@ fn read_json(file: &Path) -> anyhow::Result<Value> {
     } else {
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
     };
-    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", file.display()))
+    qtask_core::json::parse(&text).with_context(|| format!("{} is not valid JSON", file.display()))
 }
 
 fn print_docs(tasks: &[Task], json_out: bool) -> anyhow::Result<()> {
@@ -355,7 +355,7 @@ pub fn run(args: ManageArgs) -> anyhow::Result<()> {
             status,
             token,
         } => {
-            let res: Value = serde_json::from_str(res).context("--res is not valid JSON")?;
+            let res: Value = qtask_core::json::parse(res).context("--res is not valid JSON")?;
             let pool = pool()?;
             pool.commit_task_res(id, token.as_deref(), &res, *status)?;
             print_task(&*pool, id, json_out, "committed")?;

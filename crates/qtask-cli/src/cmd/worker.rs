@@ -11,14 +11,16 @@ use anyhow::Context;
 use clap::Args;
 use qtask_pool::{Query, Status, TaskPool};
 use qtask_record::RecordStore;
+use qtask_runner::child_env::ENVIRONMENT_EXIT;
 use qtask_runner::train::Phase;
 use qtask_runner::{
-    ExternalCommand, RecordedTask, RunOptions, RunSummary, StopFlag, TaskContext, TaskFunc,
-    run_task,
+    ChildEnv, ExternalCommand, RecordedTask, RunOptions, RunSummary, StopFlag, TaskContext,
+    TaskFunc, run_task,
 };
 use qtask_study::ExecSpec;
 use serde_json::{Value, json};
 
+use crate::ExitWith;
 use crate::flags::{ExecFlags, StoreFlags, TrackingFlags};
 use crate::output;
 use crate::output::progress::progress_events;
@@ -152,14 +154,17 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let stop = StopFlag::from_signals()?;
     let todo = pool.task_stat(&query.with_status(args.before_status))?;
     let pb = output::bar(todo.values().sum(), "tasks");
-    let summary: RunSummary = run_task(
+    let summary = run_task(
         pool.as_ref(),
         func.as_ref(),
         &opts,
         &stop,
         &progress_events(&pb),
-    )?;
+    );
     pb.finish_and_clear();
+    // On failure the error line says what matters; warnings only accompany a success.
+    let summary: RunSummary = summary?;
+    output::warn_all(records.take_warnings());
     if args.json {
         output::write_json(
             &json!({"committed": summary.committed, "failed": summary.failed,
@@ -204,26 +209,35 @@ pub fn run_child(args: WorkerTaskArgs) -> anyhow::Result<()> {
         provider_uri: args.provider_uri,
         ..ExecSpec::default()
     };
+    // An unusable runs store is the worker's environment, not the task's fault.
+    let store = RecordStore::from_env(Some(&args.tracking_uri), true).map_err(|e| {
+        ExitWith(
+            ENVIRONMENT_EXIT as u8,
+            format!("cannot open the runs store: {e}"),
+        )
+    })?;
     let func = RecordedTask {
-        store: RecordStore::from_env(Some(&args.tracking_uri), true)
-            .context("cannot open the runs store")?,
+        store,
         experiment: args.experiment.clone(),
         exec: exec.executor()?,
         phase,
     };
     let mut input = String::new();
     std::io::stdin().read_to_string(&mut input)?;
-    let param: Value = serde_json::from_str(&input).context("the task on stdin is not JSON")?;
-    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let param: Value = qtask_core::json::parse(&input).context("the task on stdin is not JSON")?;
+    let env = ChildEnv::from_env().map_err(anyhow::Error::msg)?;
     let ctx = TaskContext {
-        task_id: env("QTASK_TASK_ID"),
-        pool: env("QTASK_POOL"),
-        attempt: env("QTASK_ATTEMPT").parse().unwrap_or(1),
         experiment: Some(args.experiment),
         tracking_uri: None,
-        cancel: Arc::new(AtomicBool::new(false)),
+        ..env.context(Arc::new(AtomicBool::new(false)))
     };
-    let res = func.call(&ctx, &param)?;
-    println!("{}", serde_json::to_string(&res)?);
-    Ok(())
+    match func.call(&ctx, &param) {
+        Ok(res) => {
+            println!("{}", serde_json::to_string(&res)?);
+            Ok(())
+        }
+        // The parent worker reads this exit status as "hand the task back and stop".
+        Err(e) if e.is_environment() => Err(ExitWith(ENVIRONMENT_EXIT as u8, e.message).into()),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -39,7 +39,7 @@ impl FromStr for GridAxis {
             .split(',')
             .map(str::trim)
             .filter(|v| !v.is_empty())
-            .map(|v| match serde_json::from_str::<Value>(v) {
+            .map(|v| match crate::json::parse(v) {
                 Ok(j) if !j.is_object() && !j.is_array() => j,
                 _ => Value::String(v.to_string()),
             })

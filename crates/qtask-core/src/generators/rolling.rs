@@ -193,6 +193,21 @@ impl TaskGen for RollingGen<'_> {
     fn generate(&self, task: &Value) -> Result<Vec<Value>> {
         let mut segs = read_segments(task, self.ta, "the rolling generator")?;
         let test = *self.test_segment(&segs)?;
+        // Expanding grows the train segment: a key naming none would quietly slide them all.
+        if self.rtype == RollType::Expanding
+            && let Some(train) = &self.train_key
+            && find(&segs, train).is_none()
+        {
+            let names: Vec<&str> = segs.iter().map(|(k, _)| k.as_str()).collect();
+            return Err(CoreError::MissingPath {
+                path: format!("{SEGMENTS_PATH}.{train}"),
+                context: format!(
+                    " (expanding rolling grows the train segment; the segments are {}: name the \
+                     one to grow with --train-key, or use --train-key none to slide them all)",
+                    names.join(", ")
+                ),
+            });
+        }
         let test_start = test.start.ok_or_else(|| {
             CoreError::Template(format!(
                 "`{SEGMENTS_PATH}.{}` needs a start date for rolling",

@@ -27,12 +27,41 @@ struct Parser<'a> {
     src: &'a str,
     toks: Vec<(Tok, usize)>,
     at: usize,
+    /// Parser calls open on the current path (parentheses, operator calls, signs).
+    open: usize,
+    /// Depth of the tree of the expression parsed last.
+    last: usize,
+    /// Deepest argument of the operator call being parsed (see [`Parser::primary`]).
+    deepest_arg: usize,
 }
+
+/// The longest rolling window (and `Ref` offset), in days: about 40,000 years of trading
+/// days, far past any calendar, and small enough that window arithmetic never overflows.
+pub const MAX_WINDOW: i64 = 9_999_999;
+
+/// The deepest an expression may nest as written: parentheses, operator calls and signs
+/// (Alpha158's deepest nests 6). The parser recurses once per level: this bound keeps any
+/// expression from overflowing the stack of the thread that parses it (2 MiB for spawned
+/// threads, debug builds included).
+pub const MAX_NESTING: usize = 64;
+
+/// The deepest an expression may be as a tree: each further operand of a chain such as
+/// `a + b + c` is one level deeper. Everything that walks an expression (checking, compiling,
+/// printing, dropping it) recurses once per level; this bound keeps that within any thread's
+/// stack too.
+pub const MAX_DEPTH: usize = 256;
 
 /// Parses one expression; errors name the character position of the problem.
 pub fn parse(src: &str) -> Result<Expr> {
     let toks = lex(src)?;
-    let mut p = Parser { src, toks, at: 0 };
+    let mut p = Parser {
+        src,
+        toks,
+        at: 0,
+        open: 0,
+        last: 0,
+        deepest_arg: 0,
+    };
     let e = p.comparison()?;
     match p.peek() {
         Tok::Eof => {
@@ -420,8 +449,62 @@ impl Parser<'_> {
         }
     }
 
+    fn too_deep(&self) -> DataError {
+        self.err(
+            self.pos(),
+            format!(
+                "the expression is more than {MAX_DEPTH} levels deep (each further operand of \
+                 a chain like `a + b + c` is one level deeper); split it into named parts"
+            ),
+        )
+    }
+
+    fn too_nested(&self) -> DataError {
+        self.err(
+            self.pos(),
+            format!(
+                "the expression nests more than {MAX_NESTING} levels of parentheses, operator \
+                 calls and signs"
+            ),
+        )
+    }
+
+    /// Records that the expression just built is `depth` deep, refusing past [`MAX_DEPTH`].
+    fn built(&mut self, depth: usize) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(self.too_deep());
+        }
+        self.last = depth;
+        Ok(())
+    }
+
+    /// Runs `f` one parser level deeper, refusing past [`MAX_NESTING`].
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.open += 1;
+        if self.open > MAX_NESTING {
+            return Err(self.too_nested());
+        }
+        let out = f(self)?;
+        self.open -= 1;
+        Ok(out)
+    }
+
     fn comparison(&mut self) -> Result<Expr> {
+        let e = self.nested(Self::comparison_at)?;
+        self.deepest_arg = self.deepest_arg.max(self.last);
+        Ok(e)
+    }
+
+    /// Builds a binary node over operands `da` and `db` deep.
+    fn binary_at(&mut self, op: BinaryOp, a: Expr, da: usize, b: Expr) -> Result<(Expr, usize)> {
+        let d = da.max(self.last) + 1;
+        self.built(d)?;
+        Ok((binary(op, a, b), d))
+    }
+
+    fn comparison_at(&mut self) -> Result<Expr> {
         let left = self.or_expr()?;
+        let dl = self.last;
         let op = match self.peek() {
             Tok::Op(">") => BinaryOp::Gt,
             Tok::Op(">=") => BinaryOp::Ge,
@@ -439,54 +522,66 @@ impl Parser<'_> {
                 format!("chained comparison `{o}`: add parentheses and combine with `&`"),
             ));
         }
-        Ok(binary(op, left, right))
+        Ok(self.binary_at(op, left, dl, right)?.0)
     }
 
     fn or_expr(&mut self) -> Result<Expr> {
         let mut e = self.and_expr()?;
+        let mut d = self.last;
         while self.peek() == Tok::Op("|") {
             self.bump();
             let r = self.and_expr()?;
-            e = binary(BinaryOp::Or, e, r);
+            (e, d) = self.binary_at(BinaryOp::Or, e, d, r)?;
         }
+        self.last = d;
         Ok(e)
     }
 
     fn and_expr(&mut self) -> Result<Expr> {
         let mut e = self.additive()?;
+        let mut d = self.last;
         while self.peek() == Tok::Op("&") {
             self.bump();
             let r = self.additive()?;
-            e = binary(BinaryOp::And, e, r);
+            (e, d) = self.binary_at(BinaryOp::And, e, d, r)?;
         }
+        self.last = d;
         Ok(e)
     }
 
     fn additive(&mut self) -> Result<Expr> {
         let mut e = self.term()?;
+        let mut d = self.last;
         loop {
             let op = match self.peek() {
                 Tok::Op("+") => BinaryOp::Add,
                 Tok::Op("-") => BinaryOp::Sub,
-                _ => return Ok(e),
+                _ => {
+                    self.last = d;
+                    return Ok(e);
+                }
             };
             self.bump();
             let r = self.term()?;
-            e = binary(op, e, r);
+            (e, d) = self.binary_at(op, e, d, r)?;
         }
     }
 
     fn term(&mut self) -> Result<Expr> {
         let mut e = self.unary()?;
+        let mut d = self.last;
         loop {
             let op = match self.peek() {
                 Tok::Op("*") => BinaryOp::Mul,
                 Tok::Op("/") => BinaryOp::Div,
-                _ => return Ok(e),
+                _ => {
+                    self.last = d;
+                    return Ok(e);
+                }
             };
             self.bump();
             let r = self.unary()?;
-            e = binary(op, e, r);
+            (e, d) = self.binary_at(op, e, d, r)?;
         }
     }
 
@@ -494,14 +589,17 @@ impl Parser<'_> {
         match self.peek() {
             Tok::Op("-") => {
                 self.bump();
-                Ok(match self.unary()? {
+                let x = self.nested(Self::unary)?;
+                let d = self.last + 1;
+                self.built(d)?;
+                Ok(match x {
                     Expr::Const(c) => Expr::Const(-c),
                     x => Expr::Unary(UnaryOp::Neg, Box::new(x)),
                 })
             }
             Tok::Op("+") => {
                 self.bump();
-                self.unary()
+                self.nested(Self::unary)
             }
             _ => self.primary(),
         }
@@ -509,6 +607,9 @@ impl Parser<'_> {
 
     fn primary(&mut self) -> Result<Expr> {
         let (tok, pos) = self.bump();
+        if matches!(tok, Tok::Num(_) | Tok::Field(_) | Tok::PitField(_)) {
+            self.last = 1;
+        }
         match tok {
             Tok::Num(v) => Ok(Expr::Const(v)),
             Tok::Field(f) => Ok(Expr::Field(f)),
@@ -520,7 +621,15 @@ impl Parser<'_> {
                     (t, p) => Err(self.err(p, format!("expected `)`, found {}", describe(&t)))),
                 }
             }
-            Tok::Ident(name) => self.call(&name, pos),
+            Tok::Ident(name) => {
+                // The call is one level above its deepest argument.
+                let outer = std::mem::replace(&mut self.deepest_arg, 0);
+                let e = self.call(&name, pos)?;
+                let d = self.deepest_arg + 1;
+                self.deepest_arg = outer;
+                self.built(d)?;
+                Ok(e)
+            }
             t => Err(self.err(pos, format!("expected a value, found {}", describe(&t)))),
         }
     }
@@ -744,19 +853,27 @@ impl Parser<'_> {
 
     fn days(&self, name: &str, n: Expr, pos: usize) -> Result<i64> {
         match n {
-            Expr::Const(v) if v.fract() == 0.0 && (0.0..1e7).contains(&v) => Ok(v as i64),
+            Expr::Const(v) if v.fract() == 0.0 && (0.0..=MAX_WINDOW as f64).contains(&v) => {
+                Ok(v as i64)
+            }
             _ => Err(self.err(
                 pos,
-                format!("{name}'s window must be a whole number of days >= 0"),
+                format!("{name}'s window must be a whole number of days from 0 to {MAX_WINDOW}"),
             )),
         }
     }
 
     fn window(&self, op: RollOp, name: &str, n: Expr, pos: usize) -> Result<Window> {
         match (op, n) {
-            (RollOp::Ref, Expr::Const(v)) if v.fract() == 0.0 && v.abs() < 1e7 => {
+            (RollOp::Ref, Expr::Const(v)) if v.fract() == 0.0 && v.abs() <= MAX_WINDOW as f64 => {
                 Ok(Window::Days(v as i64))
             }
+            (RollOp::Ref, _) => Err(self.err(
+                pos,
+                format!(
+                    "Ref's offset must be a whole number of days from -{MAX_WINDOW} to {MAX_WINDOW}"
+                ),
+            )),
             (RollOp::Ema, Expr::Const(v)) if v > 0.0 && v < 1.0 => Ok(Window::Alpha(v)),
             (_, n) => self.days(name, n, pos).map(Window::Days),
         }

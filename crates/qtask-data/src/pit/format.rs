@@ -64,14 +64,17 @@ pub struct PitFile {
     pub records: Vec<Record>,
 }
 
-/// The `.data` and `.index` paths of a field under a provider folder (Qlib lower-cases both).
-pub fn pit_paths(root: &Path, symbol: &str, field: &str) -> (PathBuf, PathBuf) {
+/// The `.data` and `.index` paths of a field under a provider folder (Qlib lower-cases both);
+/// a symbol or field that is not a plain file name is refused.
+pub fn pit_paths(root: &Path, symbol: &str, field: &str) -> Result<(PathBuf, PathBuf)> {
+    qtask_core::name::check_name("instrument", symbol)?;
+    qtask_core::name::check_name("field", field)?;
     let dir = root.join("financial").join(symbol.to_lowercase());
     let f = field.to_lowercase();
-    (
+    Ok((
         dir.join(format!("{f}.data")),
         dir.join(format!("{f}.index")),
-    )
+    ))
 }
 
 /// Reads a field's PIT files; `Ok(None)` when either file is missing (Qlib's "no file").
@@ -81,7 +84,7 @@ pub fn read_pit(root: &Path, symbol: &str, field: &str) -> Result<Option<PitFile
             "PIT field {field} must end with _q (quarterly) or _a (annual)"
         ))
     })?;
-    let (data_path, index_path) = pit_paths(root, symbol, field);
+    let (data_path, index_path) = pit_paths(root, symbol, field)?;
     if !data_path.is_file() || !index_path.is_file() {
         return Ok(None);
     }

@@ -93,9 +93,7 @@ pub fn parse_pit_csv(path: &Path) -> Result<Vec<PitRow>> {
             ));
         }
         let symbol = cells[col[0]];
-        if symbol.is_empty() || symbol.contains(['/', '\\']) || symbol.starts_with('.') {
-            return Err(bad(line, format!("bad symbol `{symbol}`")));
-        }
+        qtask_core::name::check_name("instrument", symbol).map_err(|e| bad(line, e.to_string()))?;
         let date = parse_day(cells[col[1]]).ok_or_else(|| {
             bad(
                 line,
@@ -189,7 +187,7 @@ pub fn import_pit_csv(
     }
     let total = planned.len() as u64;
     for (i, (symbol, field, file)) in planned.iter().enumerate() {
-        let (data, index) = pit_paths(out, symbol, field);
+        let (data, index) = pit_paths(out, symbol, field)?;
         // Appends only add records: if a crash falls between the two renames, the reader
         // rejects the mismatched pair with a clear error instead of returning wrong values.
         write_atomic(&data, &file.data_bytes())?;

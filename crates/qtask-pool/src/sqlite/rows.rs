@@ -49,6 +49,9 @@ pub(super) fn to_sql(p: &Param) -> SqlValue {
         Param::Int(n) => SqlValue::Integer(*n),
         Param::Text(s) => SqlValue::Text(s.clone()),
         Param::Path(segs) => SqlValue::Text(sqlite_path(segs)),
+        // Lists travel as one JSON array that `json_each` unpacks.
+        Param::Ints(v) => SqlValue::Text(serde_json::to_string(v).expect("integers serialise")),
+        Param::Texts(v) => SqlValue::Text(serde_json::to_string(v).expect("strings serialise")),
         Param::Json(v) => match v {
             Value::Null => SqlValue::Null,
             Value::Bool(b) => SqlValue::Integer(i64::from(*b)),

@@ -859,4 +859,89 @@ checks! {
     pub fn done_durations_latest_first(url: &str) {
         overview::done_durations_latest_first(url)
     }
+
+    /// `$in`/`$nin` over thousands of values and queries with many conditions: compiled so that no
+    /// database parser recurses once per value (SQLite refuses trees deeper than 1,000).
+    pub fn long_in_lists_and_many_conditions(url: &str) {
+        let p = fresh(url);
+        let n = 2500;
+        let defs: Vec<Value> = (0..n)
+            .map(|i| {
+                if i % 2 == 0 {
+                    json!({"x": i, "tag": format!("t{i}")})
+                } else {
+                    json!({"x": i as f64 + 0.5, "tag": format!("t{i}"), "flag": i % 3 == 0})
+                }
+            })
+            .collect();
+        let t = create(&*p, &defs);
+        let all_ids = json!(t);
+        let found = p
+            .query(&Query::parse(&json!({"_id": {"$in": all_ids}})).unwrap())
+            .unwrap();
+        assert_eq!(found.len(), n);
+        let mut some: Vec<Value> = t[..n - 3].iter().map(|s| json!(s)).collect();
+        some.push(json!("not-an-id"));
+        let left = p
+            .query(&Query::parse(&json!({"_id": {"$nin": some}})).unwrap())
+            .unwrap();
+        assert_eq!(ids(&left), t[n - 3..].to_vec());
+        // Numbers (integers and floats), strings, booleans and null in one long list.
+        let mut xs: Vec<Value> = (0..2000)
+            .map(|i| {
+                if i % 2 == 0 {
+                    json!(i)
+                } else {
+                    json!(i as f64 + 0.5)
+                }
+            })
+            .collect();
+        xs.extend([json!("0"), json!(true), json!(null)]);
+        let found = p
+            .query(&Query::parse(&json!({"def.x": {"$in": xs}})).unwrap())
+            .unwrap();
+        assert_eq!(found.len(), 2000);
+        let tags: Vec<Value> = (0..n).step_by(5).map(|i| json!(format!("t{i}"))).collect();
+        let found = p
+            .query(&Query::parse(&json!({"def.tag": {"$in": tags.clone()}})).unwrap())
+            .unwrap();
+        assert_eq!(found.len(), n / 5);
+        let found = p
+            .query(&Query::parse(&json!({"def.tag": {"$nin": tags}})).unwrap())
+            .unwrap();
+        assert_eq!(found.len(), n - n / 5);
+        // A long list that only null can match: the tasks without `flag`.
+        let mut nulls: Vec<Value> = (0..100).map(|i| json!(format!("none{i}"))).collect();
+        nulls.push(json!(null));
+        let found = p
+            .query(&Query::parse(&json!({"def.flag": {"$in": nulls}})).unwrap())
+            .unwrap();
+        assert_eq!(found.len(), n / 2);
+        let statuses: Vec<Value> = std::iter::repeat_n(json!("waiting"), 40).collect();
+        assert_eq!(
+            p.task_stat(&Query::parse(&json!({"status": {"$in": statuses}})).unwrap())
+                .unwrap()
+                .get(&Status::Waiting),
+            Some(&(n as u64))
+        );
+        // Many conditions in one query.
+        let mut many = serde_json::Map::new();
+        for i in 0..900 {
+            many.insert(format!("def.k{i}"), json!({"$exists": false}));
+        }
+        let found = p
+            .query(&Query::parse(&Value::Object(many)).unwrap())
+            .unwrap();
+        assert_eq!(found.len(), n);
+        // Claims with a long `$nin`, as a part_done -> part_done worker builds them.
+        let taken: Vec<Value> = t[1..].iter().map(|s| json!(s)).collect();
+        let claimed = p
+            .fetch_task(&FetchOptions {
+                query: Query::parse(&json!({"_id": {"$nin": taken}})).unwrap(),
+                ..FetchOptions::default()
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(claimed.task.id, t[0]);
+    }
 }

@@ -116,8 +116,12 @@ fn read_map(dir: &Path, what: &'static str) -> Result<Option<serde_json::Map<Str
         what,
         message,
     };
-    let value: Value = serde_saphyr::from_str(&text)
-        .map_err(|e| corrupt(e.to_string().lines().next().unwrap_or("").to_string()))?;
+    let value: Value = qtask_core::yaml::parse_yaml(&text).map_err(|e| {
+        corrupt(format!(
+            "line {} column {}: {}",
+            e.line, e.column, e.message
+        ))
+    })?;
     match value {
         Value::Object(map) => Ok(Some(map)),
         _ => Err(corrupt("not a YAML mapping".into())),

@@ -8,10 +8,11 @@
 mod fsutil;
 mod meta;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::backend::{Backend, Batch, latest_of};
 use crate::error::{RecordError, Result};
@@ -30,9 +31,14 @@ const RESERVED_EXPERIMENT_FOLDERS: [&str; 4] = ["tags", "datasets", "traces", "m
 const RESERVED_ROOT_FOLDERS: [&str; 2] = [TRASH, "models"];
 
 /// An MLflow file store rooted at a folder.
+///
+/// A damaged experiment or run (a `meta.yaml` that cannot be read or parsed) does not hide
+/// the others: like MLflow's file store, listings skip it and note a warning naming it (see
+/// [`Backend::take_warnings`]).
 #[derive(Debug, Clone)]
 pub struct FileStore {
     root: PathBuf,
+    warnings: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl FileStore {
@@ -41,7 +47,10 @@ impl FileStore {
     pub fn open(root: impl AsRef<Path>) -> Result<FileStore> {
         let root = std::path::absolute(root.as_ref())
             .map_err(|e| RecordError::io("cannot resolve", root.as_ref(), e))?;
-        let store = FileStore { root };
+        let store = FileStore {
+            root,
+            warnings: Arc::default(),
+        };
         if !store.root.exists() {
             fs::create_dir_all(&store.root)
                 .map_err(|e| RecordError::io("cannot create", &store.root, e))?;
@@ -81,12 +90,20 @@ impl FileStore {
     pub(crate) fn detached() -> FileStore {
         FileStore {
             root: PathBuf::from("/"),
+            warnings: Arc::default(),
         }
     }
 
     /// The store's root folder (absolute).
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Notes that a damaged entry was skipped (shown once, however often it is met).
+    fn skipped(&self, what: &str, dir: &Path, e: &RecordError) {
+        let name = dir.file_name().unwrap_or_default().to_string_lossy();
+        let msg = format!("skipped {what} {name}, which is damaged: {e}");
+        self.warnings.lock().expect("not poisoned").insert(msg);
     }
 
     fn lock(&self) -> Result<StoreLock> {
@@ -109,9 +126,23 @@ impl FileStore {
         Ok(info)
     }
 
-    /// `(folder, info)` of every experiment, active ones then deleted ones.
+    /// `(folder, info)` of every experiment, active ones then deleted ones; damaged ones are
+    /// skipped with a warning.
     fn all_experiments(&self) -> Result<Vec<(PathBuf, ExperimentInfo)>> {
+        let (found, damaged) = self.scan_experiments()?;
+        for (dir, e) in &damaged {
+            self.skipped("experiment", dir, e);
+        }
+        Ok(found)
+    }
+
+    /// Every experiment, and the folders whose `meta.yaml` could not be read, with why.
+    #[allow(clippy::type_complexity)]
+    fn scan_experiments(
+        &self,
+    ) -> Result<(Vec<(PathBuf, ExperimentInfo)>, Vec<(PathBuf, RecordError)>)> {
         let mut out = Vec::new();
+        let mut damaged = Vec::new();
         let trash = self.root.join(TRASH);
         let active = fsutil::subdirs(&self.root)?
             .into_iter()
@@ -120,12 +151,15 @@ impl FileStore {
         let deleted = fsutil::subdirs(&trash)?.into_iter().map(|n| trash.join(n));
         for dir in active.chain(deleted) {
             // A folder without meta.yaml is not an experiment (MLflow skips it too), e.g. a
-            // creation interrupted between mkdir and the meta.yaml rename.
-            if let Some(info) = meta::read_experiment(&dir)? {
-                out.push((dir, info));
+            // creation interrupted between mkdir and the meta.yaml rename; one whose
+            // meta.yaml is damaged is skipped with a warning, as MLflow does.
+            match meta::read_experiment(&dir) {
+                Ok(Some(info)) => out.push((dir, info)),
+                Ok(None) => {}
+                Err(e) => damaged.push((dir, e)),
             }
         }
-        Ok(out)
+        Ok((out, damaged))
     }
 
     fn experiment_dir(&self, id: &str) -> Result<PathBuf> {
@@ -289,6 +323,12 @@ impl Backend for FileStore {
         path_to_file_uri(&self.root)
     }
 
+    fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().expect("not poisoned"))
+            .into_iter()
+            .collect()
+    }
+
     fn experiment_by_name(&self, name: &str) -> Result<Option<ExperimentInfo>> {
         Ok(self
             .all_experiments()?
@@ -304,10 +344,27 @@ impl Backend for FileStore {
         }
         // Look again under the lock: another process may have created it meanwhile.
         let _lock = self.lock()?;
-        match self.experiment_by_name(name)? {
-            Some(found) => active_or_deleted_error(found, &self.root),
-            None => self.write_new_experiment(&self.new_experiment_id(), name),
+        let (found, damaged) = self.scan_experiments()?;
+        if let Some((_, found)) = found.into_iter().find(|(_, info)| info.name == name) {
+            return active_or_deleted_error(found, &self.root);
         }
+        // A damaged experiment might be this one: creating another of the same name would
+        // split its runs in two. Using existing experiments is fine; creating is refused.
+        if let Some((dir, e)) = damaged.into_iter().next() {
+            let why = match &e {
+                RecordError::Corrupt { message, .. } => message.clone(),
+                other => other.to_string(),
+            };
+            return Err(RecordError::Corrupt {
+                path: dir.join("meta.yaml"),
+                what: "experiment metadata",
+                message: format!(
+                    "it may be experiment `{name}`, which would be created now; repair or remove \
+                     it first ({why})"
+                ),
+            });
+        }
+        self.write_new_experiment(&self.new_experiment_id(), name)
     }
 
     fn list_experiments(&self) -> Result<Vec<ExperimentInfo>> {
@@ -507,8 +564,13 @@ impl Backend for FileStore {
             if RESERVED_EXPERIMENT_FOLDERS.contains(&name.as_str()) || !is_run_dir(&dir) {
                 continue;
             }
-            let Some(info) = meta::read_run(&dir)? else {
-                continue;
+            let info = match meta::read_run(&dir) {
+                Ok(Some(info)) => info,
+                Ok(None) => continue,
+                Err(e) => {
+                    self.skipped("run", &dir, &e);
+                    continue;
+                }
             };
             if info.experiment_id != experiment_id || info.lifecycle_stage != "active" {
                 continue;

@@ -7,6 +7,7 @@ mod pit;
 mod pool;
 mod rolling;
 mod runs;
+mod scale;
 mod ui;
 
 use clap::Subcommand;
@@ -30,6 +31,8 @@ pub enum BenchCommand {
     Backtest(backtest::BenchBacktestArgs),
     /// Response time of the dashboard's pages over a pool of a million tasks.
     Ui(ui::BenchUiArgs),
+    /// A pool at scale: create N tasks, drain them, then claim latency among N done tasks.
+    Scale(scale::BenchScaleArgs),
 }
 
 /// Runs a benchmark.
@@ -43,6 +46,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Rolling(a) => rolling::run(a),
         BenchCommand::Backtest(a) => backtest::run(a),
         BenchCommand::Ui(a) => ui::run(a),
+        BenchCommand::Scale(a) => scale::run(a),
     }
 }
 

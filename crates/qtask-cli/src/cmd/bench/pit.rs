@@ -110,7 +110,7 @@ fn generate(root: &std::path::Path, a: &BenchPitArgs) -> anyhow::Result<(Vec<Str
         }
         let file = append_rows(None, Interval::Quarterly, &rows)?.file;
         records += file.records.len();
-        let (data, index) = pit_paths(root, &symbol, "roe_q");
+        let (data, index) = pit_paths(root, &symbol, "roe_q")?;
         write_atomic(&data, &file.data_bytes())?;
         write_atomic(&index, &file.index_bytes())?;
         symbols.push(symbol);
