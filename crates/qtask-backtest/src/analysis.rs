@@ -281,7 +281,7 @@ pub fn default_label(provider: &Provider, pred: &PredTable) -> Result<PredTable>
     let known: Vec<String> = pred
         .instruments()
         .iter()
-        .filter(|s| provider.symbol_dir(s).is_dir())
+        .filter(|s| provider.symbol_dir(s).is_ok_and(|d| d.is_dir()))
         .cloned()
         .collect();
     let program = Program::compile(&[("label".to_string(), DEFAULT_LABEL.to_string())])?;

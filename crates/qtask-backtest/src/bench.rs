@@ -54,10 +54,11 @@ pub fn bench_returns(provider: &Provider, bench: &Benchmark, days: &[usize]) -> 
     };
     let mut series = Vec::with_capacity(codes.len());
     for code in &codes {
+        let dir = provider.symbol_dir(code)?;
         let close = provider.read_field(code, "close")?.ok_or_else(|| {
             BacktestError::Input(format!(
                 "benchmark {code} is not in the data: {} does not exist",
-                provider.symbol_dir(code).join("close.day.bin").display()
+                dir.join("close.day.bin").display()
             ))
         })?;
         series.push(close);

@@ -860,7 +860,7 @@ impl BacktestConfig {
             Benchmark::Codes(cs) => cs.iter().collect(),
         };
         for code in codes {
-            let path = provider.symbol_dir(code).join("close.day.bin");
+            let path = provider.symbol_dir(code)?.join("close.day.bin");
             if !path.is_file() {
                 return Err(BacktestError::Input(format!(
                     "benchmark {code} is not in the data: {} does not exist",

@@ -319,7 +319,7 @@ impl Quote {
             Instruments::List(codes) => {
                 let known: Vec<String> = codes
                     .iter()
-                    .filter(|c| provider.symbol_dir(c).is_dir())
+                    .filter(|c| provider.symbol_dir(c).is_ok_and(|d| d.is_dir()))
                     .cloned()
                     .collect();
                 provider.list_instruments(&Instruments::List(known), start, end)?
@@ -330,7 +330,7 @@ impl Quote {
         };
         Ok(listed
             .into_iter()
-            .filter(|l| provider.symbol_dir(&l.symbol).is_dir())
+            .filter(|l| provider.symbol_dir(&l.symbol).is_ok_and(|d| d.is_dir()))
             .collect())
     }
 

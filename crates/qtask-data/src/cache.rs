@@ -94,7 +94,7 @@ impl FeatureCache {
         }
         for (sym, f) in program.foreign_fields() {
             files.push(stamp(
-                &provider.symbol_dir(sym).join(format!("{f}.day.bin")),
+                &provider.symbol_dir(sym)?.join(format!("{f}.day.bin")),
             ));
         }
         let root = provider

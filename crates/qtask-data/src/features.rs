@@ -76,7 +76,7 @@ pub fn compute(
 /// exists: Qlib would give NaN for a mistyped symbol; qtask says so instead.
 fn check_foreign(provider: &Provider, program: &Program) -> Result<()> {
     for (sym, f) in program.foreign_fields() {
-        let dir = provider.symbol_dir(sym);
+        let dir = provider.symbol_dir(sym)?;
         if !dir.is_dir() {
             return Err(DataError::Invalid(format!(
                 "ChangeInstrument/Mask: instrument {sym} has no data ({} does not exist)",

@@ -277,7 +277,7 @@ impl Provider {
             let pit_dir = self.root.join("financial").join(l.symbol.to_lowercase());
             if !dir.is_dir() && !pit_dir.is_dir() {
                 let listed_in = match sel {
-                    Instruments::Market(m) => format!(
+                    Instruments::Market(m) | Instruments::Filtered { market: m, .. } => format!(
                         " (listed in {})",
                         self.root
                             .join("instruments")

@@ -215,7 +215,7 @@ pub fn run(args: CollectArgs) -> anyhow::Result<()> {
     let collected = collector.collect_with(|done, _| pb.set_position(done as u64))?;
     pb.finish_and_clear();
     let mut warnings = collector.take_warnings();
-    warnings.extend(source.0.take_warnings());
+    warnings.extend(source.take_warnings());
     if collected.is_empty() {
         let names: Vec<&str> = artifacts.iter().map(|a| a.1.as_str()).collect();
         bail!(
