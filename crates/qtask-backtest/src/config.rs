@@ -815,6 +815,20 @@ impl BacktestConfig {
         let strategy_v = m
             .get("strategy")
             .ok_or_else(|| cfg("portfolio analysis config needs `strategy`"))?;
+        // Some configs in Qlib's repository still use the pre-0.8 backtest (a strategy from
+        // `qlib.contrib.strategy.strategy`, flat `backtest` keys); Qlib 0.9 fails on them after
+        // the model has trained. Say so before anything runs, with what to write instead.
+        if strategy_v.get("module_path").and_then(Value::as_str)
+            == Some("qlib.contrib.strategy.strategy")
+        {
+            return Err(cfg(
+                "the strategy's module `qlib.contrib.strategy.strategy` is Qlib's pre-0.8 \
+                 backtest API, which Qlib 0.9 cannot run either: write `module_path: \
+                 qlib.contrib.strategy` with `signal: <PRED>` in its kwargs, and `backtest` as \
+                 {start_time, end_time, account, benchmark, exchange_kwargs: {limit_threshold, \
+                 deal_price, open_cost, close_cost, min_cost}} (docs/backtest.md)",
+            ));
+        }
         let (strategy, seed) = StrategyConfig::from_qlib(strategy_v)?;
         let exec = parse_executor(m.get("executor"))?;
         let bt = m

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use qtask_core::{
     GenSettings, GridAxis, RollStep, RollType, TimeAdjuster, load_template, resolve_provider_uri,
 };
-use qtask_pool::DEFAULT_STORE;
+use qtask_pool::{DEFAULT_STORE, Status};
 use qtask_record::RecordStore;
 use qtask_runner::TrainerKind;
 use qtask_study::ExecSpec;
@@ -39,13 +40,39 @@ impl TrackingFlags {
     }
 }
 
+/// `--trainer`'s values, listed by `--help` (Qlib's class names are accepted too).
+pub fn trainer_values() -> impl TypedValueParser<Value = TrainerKind> {
+    PossibleValuesParser::new([
+        PossibleValue::new("r").alias("TrainerR"),
+        PossibleValue::new("rm").alias("TrainerRM"),
+        PossibleValue::new("delay-r").alias("DelayTrainerR"),
+        PossibleValue::new("delay-rm").alias("DelayTrainerRM"),
+    ])
+    .try_map(|s| s.parse::<TrainerKind>())
+}
+
+/// `--rtype`'s values, listed by `--help` (Qlib's short forms are accepted too).
+pub fn rtype_values() -> impl TypedValueParser<Value = RollType> {
+    PossibleValuesParser::new([
+        PossibleValue::new("expanding").alias("ex"),
+        PossibleValue::new("sliding").alias("sd"),
+    ])
+    .try_map(|s| s.parse::<RollType>())
+}
+
+/// A task status flag's values, listed by `--help`.
+pub fn status_values() -> impl TypedValueParser<Value = Status> {
+    PossibleValuesParser::new(Status::ALL.map(|s| s.as_str())).try_map(|s| s.parse::<Status>())
+}
+
 /// How tasks are executed.
 #[derive(Debug, Clone, Args)]
 pub struct ExecFlags {
     /// Run this command for each task (task JSON on stdin, JSON result on stdout).
     #[arg(long, conflicts_with = "func")]
     pub exec: Option<String>,
-    /// Run this built-in task function (default: task_train).
+    /// Run this built-in task function: task_train (the quant workflow; the default) or echo
+    /// (the task is its own result; its numbers become metrics).
     #[arg(long)]
     pub func: Option<String>,
     /// Kill a task's command (and fail the attempt) after this many seconds.
@@ -77,7 +104,7 @@ impl ExecFlags {
 #[derive(Debug, Clone, Args)]
 pub struct TrainerFlags {
     /// r (TrainerR), rm (TrainerRM), delay-r (DelayTrainerR) or delay-rm (DelayTrainerRM).
-    #[arg(long, default_value = "r")]
+    #[arg(long, default_value = "r", value_parser = trainer_values())]
     pub trainer: TrainerKind,
     /// Local workers draining the pool (RM trainers); other machines may join with `qtask worker`.
     #[arg(long, default_value_t = 1)]
@@ -99,8 +126,8 @@ pub struct GenFlags {
     /// Roll the test window: N trading days, or a calendar unit (1W, 1M, 3M, 1Y). Absent: no rolling.
     #[arg(long)]
     pub rolling_step: Option<RollStep>,
-    /// Rolling type.
-    #[arg(long, default_value = "expanding")]
+    /// Rolling type: the train segment grows (expanding) or moves with the test (sliding).
+    #[arg(long, default_value = "expanding", value_parser = rtype_values())]
     pub rtype: RollType,
     /// Trading days cut between every non-test segment and the test start.
     #[arg(long)]

@@ -41,6 +41,11 @@ enum Command {
     Rolling(cmd::rolling::RollingArgs),
     /// Write a self-contained HTML report of an experiment's study.
     Report(cmd::report::ReportArgs),
+    /// A trained run's predictions for any dates (no retraining, no training data).
+    Predict(cmd::predict::PredictArgs),
+    /// Online serving: first_train, daily routines, simulation, signals (Qlib's OnlineManager).
+    #[command(subcommand)]
+    Online(cmd::online::OnlineCommand),
     /// Backtest a prediction table as Qlib does (TopkDropoutStrategy, costs, limits, risk).
     Backtest(Box<cmd::backtest::BacktestArgs>),
     /// Ready-made studies on a synthetic market (the README's main command).
@@ -88,7 +93,15 @@ fn main() -> ExitCode {
                 .lines()
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("error: bad arguments");
-            eprintln!("{line}");
+            // A bad value of an enum flag: the values it takes belong on the same line.
+            let values = rendered
+                .lines()
+                .map(str::trim)
+                .find(|l| l.starts_with("[possible values:"));
+            match values {
+                Some(v) => eprintln!("{line} {v}"),
+                None => eprintln!("{line}"),
+            }
             return ExitCode::from(2);
         }
     };
@@ -104,6 +117,8 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::qrun::run(args),
         Command::Rolling(args) => cmd::rolling::run(args),
         Command::Report(args) => cmd::report::run(args),
+        Command::Predict(args) => cmd::predict::run(args),
+        Command::Online(cmd) => cmd::online::run(cmd),
         Command::Backtest(args) => cmd::backtest::run(*args),
         Command::Example(cmd) => cmd::example::run(cmd),
         Command::WorkerTask(args) => cmd::worker::run_child(args),

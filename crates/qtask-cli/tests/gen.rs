@@ -107,6 +107,8 @@ fn out_file_env_provider_and_workflow_config() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("wrote 16 task(s) to tasks.json ("), "{err}");
     let tasks: Value =
         serde_json::from_str(&std::fs::read_to_string(tmp.path().join("tasks.json")).unwrap())
             .unwrap();
@@ -272,4 +274,56 @@ fn bad_input_gives_one_line_and_nonzero_exit() {
         );
         assert!(out.stdout.is_empty(), "{args:?} printed tasks");
     }
+}
+
+/// `--help` says which values an enum flag takes, and the built-in task functions.
+#[test]
+fn help_lists_the_values_of_enum_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let help = |args: &[&str]| {
+        let out = qtask(args, tmp.path());
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let train = help(&["train", "--help"]);
+    assert!(
+        train.contains("[possible values: r, rm, delay-r, delay-rm]"),
+        "{train}"
+    );
+    assert!(
+        train.contains("[possible values: expanding, sliding]"),
+        "{train}"
+    );
+    assert!(
+        train.contains("task_train") && train.contains("echo"),
+        "{train}"
+    );
+    let worker = help(&["worker", "--help"]);
+    assert!(
+        worker.contains("[possible values: waiting, running, part_done, done, failed]"),
+        "{worker}"
+    );
+    let out = qtask(
+        &[
+            "train",
+            "missing.yaml",
+            "--experiment",
+            "e",
+            "--trainer",
+            "x",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("possible values: r, rm, delay-r, delay-rm"),
+        "{err}"
+    );
+    // Qlib's short names still parse.
+    let out = qtask(&["gen", "missing.yaml", "--rtype", "sd"], tmp.path());
+    assert!(
+        stderr_line(&out).contains("missing.yaml"),
+        "sd is accepted; the missing file is the error"
+    );
 }

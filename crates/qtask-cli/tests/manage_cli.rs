@@ -302,6 +302,26 @@ fn wait_times_out_with_exit_3() {
     );
     let line = one_line_error(&out, 3);
     assert!(line.contains("1 waiting"), "{line}");
+
+    // With --json the counts reach stdout on a timeout too (exit 3 says they are not final).
+    let out = qtask(
+        d,
+        &[
+            "manage",
+            "-t",
+            "p",
+            "wait",
+            "--timeout",
+            "0.2",
+            "--poll",
+            "0.05",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let counts: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(counts["waiting"], json!(1), "{counts}");
 }
 
 #[test]
@@ -406,4 +426,44 @@ fn bad_input_is_one_line_and_changes_nothing() {
         b"plain text, not SQLite"
     );
     let _ = before;
+}
+
+/// `manage query` shows what tells tasks apart (here the test segment of rolling windows),
+/// not the long prefix their definitions share.
+#[test]
+fn query_shows_the_fields_that_differ() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let task = |test: [&str; 2]| {
+        json!({
+            "model": {"class": "LGBModel", "kwargs": {"num_leaves": 210, "learning_rate": 0.2}},
+            "dataset": {"class": "DatasetH", "kwargs": {
+                "handler": {"class": "Alpha158", "kwargs": {"instruments": "csi100"}},
+                "segments": {"train": ["2008-01-01", "2014-12-31"], "test": test}}}
+        })
+    };
+    write(
+        d,
+        "t.json",
+        &json!([
+            task(["2017-01-03", "2017-06-30"]),
+            task(["2017-07-03", "2017-12-29"])
+        ]),
+    );
+    ok_json(d, &["manage", "-t", "p", "create", "t.json", "--json"]);
+    let out = qtask(d, &["manage", "-t", "p", "query"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].contains("the fields that differ"), "{text}");
+    assert!(
+        lines[1].ends_with(r#"dataset.kwargs.segments.test=["2017-01-03","2017-06-30"]"#),
+        "{text}"
+    );
+    assert!(
+        lines[2].ends_with(r#"dataset.kwargs.segments.test=["2017-07-03","2017-12-29"]"#),
+        "{text}"
+    );
+    assert!(!text.contains("LGBModel"), "{text}");
 }

@@ -353,8 +353,8 @@ fn trainers_record_runs_in_input_order() {
             .output()
             .unwrap(),
     );
-    json_of(
-        qtask(dir)
+    let again = |extra: &[&str]| {
+        let out = qtask(dir)
             .args([
                 "train",
                 "t.json",
@@ -366,19 +366,35 @@ fn trainers_record_runs_in_input_order() {
                 "echo",
                 "--json",
             ])
+            .args(extra)
             .output()
-            .unwrap(),
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        (json_of(out), err)
+    };
+    let runs = |exp: &str| {
+        json_of(
+            qtask(dir)
+                .args(["exp", "runs", exp, "--json"])
+                .output()
+                .unwrap(),
+        )
+        .as_array()
+        .unwrap()
+        .len()
+    };
+    let (_, err) = again(&[]);
+    assert!(
+        err.contains("4 task(s) already done in pool `erm`; nothing to train"),
+        "{err}"
     );
-    let after = json_of(
-        qtask(dir)
-            .args(["exp", "runs", "erm", "--json"])
-            .output()
-            .unwrap(),
-    );
-    assert_eq!(
-        before.as_array().unwrap().len(),
-        after.as_array().unwrap().len()
-    );
+    assert!(err.contains("--retrain"), "{err}");
+    assert_eq!(runs("erm"), before.as_array().unwrap().len());
+    // --retrain trains them again: four new runs, and no note.
+    let (out, err) = again(&["--retrain"]);
+    assert_eq!(out["runs"].as_array().unwrap().len(), 4);
+    assert!(!err.contains("already done"), "{err}");
+    assert_eq!(runs("erm"), before.as_array().unwrap().len() + 4);
 }
 
 #[test]

@@ -178,6 +178,19 @@ fn rolling_trains_collects_and_reports_the_windows_qlib_would() {
     for id in ["chart-window-ic", "chart-cum-ic", "chart-importance"] {
         assert!(html.contains(&format!("id=\"{id}\"")), "missing {id}");
     }
+    // An open last window shows the day it really ends on.
+    if expected.last().unwrap()[1].is_null() {
+        assert!(
+            html.contains(&format!("{} (open)", days.last().unwrap())),
+            "the open last window does not show its last day {}",
+            days.last().unwrap()
+        );
+    }
+    // The market is `qtask data synth`'s: the report says so where it cannot be missed.
+    assert!(
+        html.contains(r#"<li class="synthetic">data: a SYNTHETIC market"#),
+        "the report does not say its market is synthetic"
+    );
     let on_disk: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("out/summary.json")).unwrap())
             .unwrap();

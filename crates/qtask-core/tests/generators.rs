@@ -331,3 +331,76 @@ fn bad_input_errors() {
     assert!(err.contains("dataset.kwargs.segments.test"), "{err}");
     assert!(read_segments(&json!({}), &ta, "x").is_err());
 }
+
+#[test]
+fn following_tasks_are_the_windows_due_by_a_day() {
+    // Weekdays only: 2012-01-02 is a Monday, so a 5-day step is one calendar week.
+    let ta = adjuster("2011-01-03", "2012-03-30");
+    let mut g = RollingGen::new(&ta);
+    g.step = RollStep::Days(5);
+    g.rtype = RollType::Sliding;
+    g.handler_mod = false;
+    let t = task(
+        ["2011-01-03", "2011-06-30"],
+        ["2011-07-01", "2011-12-30"],
+        [json!("2012-01-02"), json!("2012-01-13")],
+    );
+    let all = g.generate(&t).unwrap();
+    // 2012-01-02 and 2012-01-09 start on or before the template's test end (2012-01-13);
+    // 2012-01-16 does not.
+    assert_eq!(all.len(), 2);
+
+    // Due by Friday 2012-01-20: the windows of 01-09 (as generated) and 01-16.
+    let due = g
+        .gen_following_tasks(&all[0], NaiveDate::from_ymd_opt(2012, 1, 20).unwrap())
+        .unwrap();
+    assert_eq!(due.len(), 2);
+    assert_eq!(due[0], all[1]);
+    assert_eq!(
+        seg(&due[1], "test"),
+        (json!("2012-01-16"), json!("2012-01-20"))
+    );
+    // Sliding: every segment moved two steps (10 weekdays) from the first window.
+    assert_eq!(
+        seg(&due[1], "train"),
+        (json!("2011-01-17"), json!("2011-07-14"))
+    );
+    // A window is due on its first day, not before.
+    let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    assert!(
+        g.gen_following_tasks(&all[1], day("2012-01-13"))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        g.gen_following_tasks(&all[1], day("2012-01-16"))
+            .unwrap()
+            .len(),
+        1
+    );
+    // Windows stop at the calendar: the last one ends on its last day.
+    let rest = g.gen_following_tasks(&all[1], day("2099-01-01")).unwrap();
+    let last = rest.last().unwrap();
+    assert_eq!(
+        seg(last, "test"),
+        (json!("2012-03-26"), json!("2012-03-30"))
+    );
+    // Following tasks copy the task they follow: other keys are kept.
+    let mut marked = all[1].clone();
+    marked["extra"] = json!({"tag": 1});
+    let next = g.gen_following_tasks(&marked, day("2012-01-16")).unwrap();
+    assert_eq!(next[0]["extra"], json!({"tag": 1}));
+    // A task without a test segment is an error naming it.
+    let mut no_test = all[0].clone();
+    no_test["dataset"]["kwargs"]["segments"]
+        .as_object_mut()
+        .unwrap()
+        .remove("test");
+    let err = g
+        .gen_following_tasks(&no_test, day("2012-01-16"))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("dataset.kwargs.segments.test"),
+        "{err}"
+    );
+}

@@ -79,9 +79,16 @@ fn load_raw(
 }
 
 /// Fits (when `fit`) and applies `procs` in order; returns the feature columns left.
-fn run(procs: &mut [crate::processor::Processor], frame: &mut Frame, mut nf: usize) -> usize {
+fn run(
+    procs: &mut [crate::processor::Processor],
+    frame: &mut Frame,
+    mut nf: usize,
+    fit: bool,
+) -> usize {
     for p in procs {
-        p.fit(frame, nf);
+        if fit {
+            p.fit(frame, nf);
+        }
         nf = p.apply(frame, nf);
     }
     nf
@@ -106,10 +113,42 @@ impl Handler {
             raw,
             source: None,
         };
-        h.process(RawSource {
-            provider: provider.clone(),
-            cache: cache.cloned(),
-        });
+        h.process(
+            RawSource {
+                provider: provider.clone(),
+                cache: cache.cloned(),
+            },
+            true,
+        );
+        Ok(h)
+    }
+
+    /// Computes the fields and runs processors that were fitted before (their statistics in
+    /// `config`, e.g. read back from a run's `dataset_state.json`), without fitting anything:
+    /// Qlib's `init_type=IT_LS`, what inference on new dates needs.
+    pub fn load_fitted(
+        provider: &Provider,
+        config: &HandlerConfig,
+        cache: Option<&FeatureCache>,
+        tick: &(dyn Fn() + Sync),
+    ) -> Result<Handler> {
+        let raw = load_raw(provider, config, cache, tick)?;
+        let mut h = Handler {
+            config: config.clone(),
+            n_features: config.features.len(),
+            learn_base_nf: config.features.len(),
+            shared: Frame::default(),
+            infer: Frame::default(),
+            raw,
+            source: None,
+        };
+        h.process(
+            RawSource {
+                provider: provider.clone(),
+                cache: cache.cloned(),
+            },
+            false,
+        );
         Ok(h)
     }
 
@@ -178,7 +217,7 @@ impl Handler {
         self.frame(self.learn_src())
     }
 
-    fn process(&mut self, source: RawSource) {
+    fn process(&mut self, source: RawSource, fit: bool) {
         let raw_nf = self.raw_n_features();
         let mut infer_nf = raw_nf;
         let mut shared_nf = raw_nf;
@@ -195,11 +234,16 @@ impl Handler {
                     std::mem::replace(&mut self.raw, labels)
                 }
             };
-            shared_nf = run(&mut self.config.shared_processors, &mut frame, raw_nf);
+            shared_nf = run(&mut self.config.shared_processors, &mut frame, raw_nf, fit);
             if self.learn_src() == Src::Shared {
                 self.shared = frame.clone();
             }
-            infer_nf = run(&mut self.config.infer_processors, &mut frame, shared_nf);
+            infer_nf = run(
+                &mut self.config.infer_processors,
+                &mut frame,
+                shared_nf,
+                fit,
+            );
             self.infer = frame;
         }
         self.n_features = infer_nf;
@@ -218,10 +262,10 @@ impl Handler {
             .iter()
             .filter_map(|p| p.fit_start_time.zip(p.fit_end_time))
             .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
-        if let Some((s, e)) = fit_range {
+        if let Some((s, e)) = fit_range.filter(|_| fit) {
             let mut procs = std::mem::take(&mut self.config.learn_processors);
-            let mut fit = self.learn_base().rows_between(Some(s), Some(e));
-            run(&mut procs, &mut fit, self.learn_base_nf);
+            let mut fit_rows = self.learn_base().rows_between(Some(s), Some(e));
+            run(&mut procs, &mut fit_rows, self.learn_base_nf, true);
             self.config.learn_processors = procs;
         }
     }

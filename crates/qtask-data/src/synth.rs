@@ -20,6 +20,25 @@ use crate::error::{DataError, Result};
 /// The synthetic market's benchmark index (Qlib's CSI300 code).
 pub const BENCHMARK: &str = "SH000300";
 
+/// The file `qtask data synth` leaves at the root of the market it writes: reports read it to
+/// say that their figures come from made-up prices.
+pub const SYNTH_MARKER: &str = "qtask_synthetic.json";
+
+/// What a data folder's synthetic marker says, when it has one: one line for a report.
+pub fn synthetic_note(provider: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(provider.join(SYNTH_MARKER)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some(format!(
+        "data: a SYNTHETIC market written by `qtask data synth` ({} instruments, {} to {}, seed {}) \
+         at {}; the figures show how the pipeline works, not how a strategy would do on real prices",
+        v["instruments"],
+        v["start"].as_str().unwrap_or("?"),
+        v["end"].as_str().unwrap_or("?"),
+        v["seed"],
+        provider.display()
+    ))
+}
+
 /// Parameters of `qtask data synth`.
 #[derive(Debug, Clone)]
 pub struct SynthConfig {
@@ -306,6 +325,14 @@ fn write_market(
     let market: Vec<f64> = (0..n).map(|_| 0.0002 + 0.01 * mrng.normal()).collect();
     let cal_text: String = cal.iter().map(|d| format!("{d}\n")).collect();
     write_atomic(&dir.join("calendars/day.txt"), cal_text.as_bytes())?;
+    let marker = serde_json::json!({
+        "generator": "qtask data synth",
+        "instruments": cfg.instruments,
+        "start": cfg.start.to_string(),
+        "end": cfg.end.to_string(),
+        "seed": cfg.seed,
+    });
+    write_atomic(&dir.join(SYNTH_MARKER), format!("{marker:#}\n").as_bytes())?;
     let gens: Vec<Generated> = (0..cfg.instruments)
         .into_par_iter()
         .map(|i| {

@@ -44,7 +44,8 @@ fn trees(n: usize) -> Vec<(&'static str, String)> {
     vec![
         ("sum chain", format!("$x{}", " + $x".repeat(n))),
         ("product chain", format!("$x{}", " * 2".repeat(n))),
-        ("and chain", format!("$x{}", " & $x".repeat(n))),
+        // `&` binds tighter than a comparison, as in Python: each condition is parenthesized.
+        ("and chain", format!("($x > 0){}", " & ($x > 0)".repeat(n))),
         // Chains whose first operand is a chain, 32 groups deep: the tree is far deeper than
         // the nesting as written (32 * L + 1 levels).
         (

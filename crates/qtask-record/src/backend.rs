@@ -49,6 +49,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     ) -> Result<RunInfo>;
     /// A run by id, in any experiment.
     fn get_run(&self, run_id: &str) -> Result<RunInfo>;
+    /// Marks a run deleted (MLflow's `delete_run`): listings skip it, it can no longer change,
+    /// and `mlflow gc` purges it.
+    fn delete_run(&self, run: &RunInfo) -> Result<()>;
     /// Sets a run's status and end time.
     fn update_run(
         &self,

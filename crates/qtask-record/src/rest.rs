@@ -418,6 +418,11 @@ impl Backend for RestStore {
         run_info_from(&self.run_json(run_id)?)
     }
 
+    fn delete_run(&self, run: &RunInfo) -> Result<()> {
+        self.post("runs/delete", &json!({"run_id": run.run_id}))
+            .map(|_| ())
+    }
+
     fn update_run(
         &self,
         run: &RunInfo,

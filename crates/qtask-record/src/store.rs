@@ -162,22 +162,33 @@ impl Experiment {
 
     /// Starts a RUNNING run; its id is a uuid4 in hex, its name `name` or `run-<8 hex>`.
     pub fn start_run(&self, name: Option<&str>) -> Result<Run> {
+        self.start_run_tagged(name, &[])
+    }
+
+    /// Starts a RUNNING run that has `tags` from the start: no reader ever sees the run
+    /// without them (e.g. which process owns it, for whoever finds it after a crash).
+    pub fn start_run_tagged(&self, name: Option<&str>, tags: &[(String, String)]) -> Result<Run> {
+        for (key, value) in tags {
+            validate::check_key("tag", key)?;
+            validate::check_value("tag", key, value, MAX_TAG_VALUE_LENGTH)?;
+        }
         let run_id_hint = uuid::Uuid::new_v4().simple().to_string();
         let name = match name {
             Some(n) if !n.is_empty() => n.to_string(),
             _ => format!("run-{}", &run_id_hint[..8]),
         };
         validate::check_value("tag", "mlflow.runName", &name, MAX_TAG_VALUE_LENGTH)?;
-        let tags = vec![
+        let mut all = vec![
             ("mlflow.runName".to_string(), name.clone()),
             ("mlflow.user".to_string(), crate::file::user_id()),
             ("mlflow.source.name".to_string(), "qtask".to_string()),
             ("mlflow.source.type".to_string(), "LOCAL".to_string()),
         ];
+        all.extend(tags.iter().cloned());
         let info = self
             .store
             .backend
-            .create_run(&self.info.id, &name, now_millis(), &tags)?;
+            .create_run(&self.info.id, &name, now_millis(), &all)?;
         Ok(Run {
             store: self.store.clone(),
             info,
@@ -414,6 +425,14 @@ impl Run {
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
+    }
+
+    /// Deletes the run as MLflow does (marked deleted: listings skip it, `mlflow gc` purges
+    /// it); a deleted run can no longer change.
+    pub fn delete(&mut self) -> Result<()> {
+        self.store.backend.delete_run(&self.info)?;
+        self.info.lifecycle_stage = "deleted".into();
+        Ok(())
     }
 
     /// Ends the run with `status` (FINISHED, FAILED or KILLED) and the current time.

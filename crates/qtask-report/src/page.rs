@@ -1,7 +1,7 @@
 //! Page assembly: document skeleton, CSS, tables and the layout probe script.
 
 use crate::chart::{cum_ic_chart, importance_chart, window_ic_chart};
-use crate::escape::{escape, truncate};
+use crate::escape::escape;
 use crate::format::{fmt_duration, fmt_sig4};
 use crate::{MetricRow, ReportData, TaskRow};
 use std::fmt::Write;
@@ -18,9 +18,11 @@ h2{font-size:1.1rem;margin:0 0 10px}
 .meta b{color:var(--fg);font-weight:600}
 ul.notes{margin:8px 0 0;padding-left:18px;color:var(--muted)}
 ul.notes li{word-break:break-word}
+ul.notes li.synthetic{color:#b45309;font-weight:600}
 section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:14px 16px;margin:14px 0}
 .nodata{color:var(--muted);font-style:italic;margin:0}
-.scroll{overflow-x:auto}
+.scroll{overflow-x:auto;max-width:100%}
+span.id{display:inline-block;max-width:12ch;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;vertical-align:bottom;user-select:all}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{padding:5px 10px;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}
 th{background:#f1f5f9;font-weight:600;position:sticky;top:0}
@@ -105,7 +107,13 @@ fn header(out: &mut String, data: &ReportData) {
     if !data.notes.is_empty() {
         out.push_str(r#"<ul class="notes">"#);
         for note in &data.notes {
-            let _ = write!(out, "<li>{}</li>", escape(note));
+            // A note about made-up data (`qtask data synth`'s marker) must not read as a footnote.
+            let class = if note.contains("SYNTHETIC") {
+                r#" class="synthetic""#
+            } else {
+                ""
+            };
+            let _ = write!(out, "<li{class}>{}</li>", escape(note));
         }
         out.push_str("</ul>");
     }
@@ -147,16 +155,16 @@ fn status_class(status: &str) -> &'static str {
 }
 
 /// Longest id shown in full; longer ids are cut and keep the full value in a tooltip.
-const ID_CHARS: usize = 12;
 
 /// A table cell for a run or task id: short prefix shown, full id on hover.
 fn id_cell(id: Option<&str>) -> String {
     match id.filter(|id| !id.is_empty()) {
         None => format!("<td>{}</td>", crate::format::MISSING),
+        // The whole id is in the page (CSS shortens it), so selecting or copying it gives the
+        // full id; a click selects all of it.
         Some(id) => format!(
-            r#"<td class="mono" title="{}">{}</td>"#,
-            escape(id),
-            escape(&truncate(id, ID_CHARS))
+            r#"<td class="mono"><span class="id" title="{0}">{0}</span></td>"#,
+            escape(id)
         ),
     }
 }

@@ -197,8 +197,11 @@ fn task_table_lists_segments_and_durations() {
     assert!(html.contains("2010-01-01 → 2015-12-31"));
     assert!(html.contains(r#"<span class="status bad">failed</span>"#));
     assert!(html.contains(">3m 05s<"));
-    // Long ids are shortened in the cell but kept whole in the tooltip.
-    assert!(html.contains(r#"title="0123456789abcdef0123456789abcdef">0123456789a…<"#));
+    // Long ids are shortened by CSS only: the page holds the whole id, so it copies whole.
+    assert!(html.contains(
+        r#"<span class="id" title="0123456789abcdef0123456789abcdef">0123456789abcdef0123456789abcdef</span>"#
+    ));
+    assert!(html.contains("span.id{") && html.contains("user-select:all"));
 }
 
 #[test]

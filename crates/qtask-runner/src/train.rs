@@ -18,6 +18,8 @@ pub const STATUS_KEY: &str = "train_status";
 pub const STATUS_BEGIN: &str = "begin_task_train";
 /// `train_status` once the trainer's `end_train` ran.
 pub const STATUS_END: &str = "end_task_train";
+/// The tag holding the id of the process that recorded a run (with the `hostname` tag).
+pub const PID_TAG: &str = "qtask.pid";
 pub use qtask_record::names::{TASK_ARTIFACT, TM_ID};
 
 /// The work of one task inside its run: fit a model and save what it produced, or anything else.
@@ -185,18 +187,20 @@ fn log_task_params(run: &Run, task: &Value) -> qtask_record::Result<()> {
 /// Qlib's `begin_task_train`: starts a run, logs the flattened task as params, saves the task as
 /// `task.json`, tags the hostname (and the process id as `qtask.pid`).
 pub fn begin_task_train(exp: &Experiment, task: &Value) -> Result<Run, TaskError> {
-    let run = exp.start_run(None)?;
+    // The owner tags come with the run: a run whose process died says which process that
+    // was, so the next one can tell a crashed attempt from a live one.
+    let owner = [
+        (
+            "hostname".to_string(),
+            gethostname::gethostname().to_string_lossy().to_string(),
+        ),
+        // Which process did the work: distinguishes `--force-release` children.
+        (PID_TAG.to_string(), std::process::id().to_string()),
+    ];
+    let run = exp.start_run_tagged(None, &owner)?;
     let setup = || -> qtask_record::Result<()> {
         log_task_params(&run, task)?;
         run.save_json(TASK_ARTIFACT, task)?;
-        run.set_tags(&[
-            (
-                "hostname".to_string(),
-                gethostname::gethostname().to_string_lossy().to_string(),
-            ),
-            // Which process did the work: distinguishes `--force-release` children.
-            ("qtask.pid".to_string(), std::process::id().to_string()),
-        ])?;
         Ok(())
     };
     if let Err(e) = setup() {

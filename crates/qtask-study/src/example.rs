@@ -16,6 +16,9 @@ use crate::study::StudyConfig;
 /// Qlib's rolling example config, as the repository ships it (`examples/`).
 const EXAMPLE_CONFIG: &str = include_str!("../../../examples/csi100_lgb_rolling.yaml");
 
+/// The markets (`instruments/<name>.txt`) `qtask data synth` writes.
+const SYNTH_MARKETS: [&str; 3] = ["csi100", "csi300", "all"];
+
 /// The example study's settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Example {
@@ -46,6 +49,17 @@ impl Example {
     /// Makes the market (if the folder has none) and writes the config; returns the study's
     /// configuration, with every path inside the (absolute) working folder.
     pub fn prepare(&self, observer: &dyn Observer) -> Result<StudyConfig> {
+        // Checked before minutes go into writing a market the study could not use.
+        if !SYNTH_MARKETS.contains(&self.market.as_str()) {
+            return Err(StudyError::Invalid(format!(
+                "--market {}: the synthetic market has {}",
+                self.market,
+                SYNTH_MARKETS.join(", ")
+            )));
+        }
+        if self.workers == 0 {
+            return Err(StudyError::Invalid("--workers must be at least 1".into()));
+        }
         std::fs::create_dir_all(&self.dir).map_err(|e| StudyError::write(&self.dir, e))?;
         let dir = self
             .dir
@@ -112,4 +126,25 @@ fn config_text(provider: &Path, market: &str) -> Result<String> {
         ));
     }
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Quiet;
+
+    #[test]
+    fn a_bad_market_fails_before_the_market_is_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ex = Example {
+            market: "csi500".into(),
+            ..Example::new(tmp.path().join("ex"))
+        };
+        let err = ex.prepare(&Quiet).unwrap_err().to_string();
+        assert!(
+            err.contains("--market csi500") && err.contains("csi300"),
+            "{err}"
+        );
+        assert!(!tmp.path().join("ex/data").exists(), "a market was written");
+    }
 }

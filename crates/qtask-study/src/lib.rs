@@ -6,6 +6,7 @@
 //!   ([`ensemble`]) and write the prediction, `summary.json` and the HTML report.
 //! - [`report_experiment`]: the same report for any experiment already in a runs store.
 //! - [`Example`]: the README's main job on a synthetic market.
+//! - [`online`]: online serving, Qlib's `OnlineManager` with a `RollingStrategy`.
 //!
 //! Progress is reported to an [`Observer`]; the CLI draws bars, tests stay [`Quiet`].
 
@@ -17,6 +18,7 @@ pub mod error;
 pub mod example;
 pub mod exec;
 pub mod observe;
+pub mod online;
 pub mod report;
 pub mod study;
 pub mod train;

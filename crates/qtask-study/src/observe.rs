@@ -18,6 +18,8 @@ pub enum StudyPhase {
     Collect,
     /// Writing the report.
     Report,
+    /// An online simulation's routines, one step per trading day.
+    Routines,
 }
 
 impl StudyPhase {
@@ -30,6 +32,7 @@ impl StudyPhase {
             StudyPhase::EndTrain => "end_train",
             StudyPhase::Collect => "collecting",
             StudyPhase::Report => "report",
+            StudyPhase::Routines => "routines",
         }
     }
 }

@@ -63,7 +63,7 @@ pub fn report_data(
             task_id: w.task_id.clone(),
             train: w.segment("train"),
             valid: w.segment("valid"),
-            test: w.segment("test"),
+            test: w.test_shown(),
             status: w.info.status.as_str().to_string(),
             attempts: w.attempts,
             duration_secs: w.duration(),

@@ -326,7 +326,10 @@ impl Study {
                 format!(
                     "seconds: generate {t_gen:.2}, train {t_train:.2} (model fit {fit_secs:.2}), collect {t_collect:.2}"
                 ),
-            ],
+            ]
+            .into_iter()
+            .chain(qtask_data::synth::synthetic_note(&self.provider))
+            .collect(),
         )?;
         observer.step();
         observer.end();
@@ -368,8 +371,9 @@ pub fn experiment_report(
     experiment: &str,
     provider: Option<&Path>,
     title: &str,
-    notes: Vec<String>,
+    mut notes: Vec<String>,
 ) -> Result<(ReportData, Vec<Window>)> {
+    notes.extend(provider.and_then(qtask_data::synth::synthetic_note));
     let windows = load_windows(records, experiment, None)?;
     let ens = ensemble(&windows)?;
     let first = ens.first();

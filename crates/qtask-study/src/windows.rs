@@ -49,6 +49,21 @@ impl Window {
         Some((text(s.get(0)?), text(s.get(1)?)))
     }
 
+    /// The test segment as a report shows it: an open end is replaced by the last day the
+    /// window predicted, marked `(open)`, so the reader sees where the window really ends.
+    pub fn test_shown(&self) -> Option<(String, String)> {
+        let (start, end) = self.segment("test")?;
+        if end != "open" {
+            return Some((start, end));
+        }
+        let last = self
+            .pred
+            .as_ref()
+            .and_then(|p| p.datetime_range())
+            .map(|(_, hi)| hi.date().to_string());
+        Some((start, last.map_or(end, |d| format!("{d} (open)"))))
+    }
+
     /// A short name: model class and test segment.
     pub fn name(&self) -> String {
         let class = self

@@ -57,7 +57,19 @@ print(json.dumps({"columns": list(df.columns), "rows": rows}))
             ["2020-01-02 00:00:00", "SZ000001", [1e-7, 3.0]],
         ]
     });
-    assert_eq!(got, want);
+    // Numbers compared as numbers: Python prints 1e-07 where Rust writes 1e-7, and
+    // serde_json keeps a number's text (arbitrary_precision).
+    assert_eq!(as_f64(got), as_f64(want));
+}
+
+fn as_f64(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) => serde_json::json!(n.as_f64()),
+        Value::Array(a) => Value::Array(a.into_iter().map(as_f64).collect()),
+        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, as_f64(v))).collect()),
+        other => other,
+    }
 }
 
 #[test]

@@ -20,5 +20,15 @@ pub struct GenArgs {
 /// Runs `qtask gen`.
 pub fn run(args: GenArgs) -> anyhow::Result<()> {
     let (tasks, _) = args.flags.generate()?;
-    output::write_json(&tasks, args.out.as_deref())
+    output::write_json(&tasks, args.out.as_deref())?;
+    if let Some(out) = &args.out {
+        // stderr: stdout stays empty for scripts that only wanted the file.
+        eprintln!(
+            "wrote {} task(s) to {} ({})",
+            tasks.len(),
+            out.display(),
+            output::file_size(out)
+        );
+    }
+    Ok(())
 }

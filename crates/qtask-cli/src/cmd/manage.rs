@@ -1,5 +1,6 @@
 //! `qtask manage`: Qlib's `python -m qlib.workflow.task.manage` over a qtask pool.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -56,7 +57,7 @@ pub enum Method {
         #[arg(long)]
         query: Option<String>,
         /// The status to claim from.
-        #[arg(long, default_value = "waiting")]
+        #[arg(long, default_value = "waiting", value_parser = crate::flags::status_values())]
         status: Status,
         /// Lease in seconds; 0: no lease (running until reset, as in Qlib).
         #[arg(long, default_value_t = 300)]
@@ -70,7 +71,7 @@ pub enum Method {
         #[arg(long)]
         res: String,
         /// New status (default done).
-        #[arg(long)]
+        #[arg(long, value_parser = crate::flags::status_values())]
         status: Option<Status>,
         /// Lease token from the claim: refused if the lease was lost since.
         #[arg(long)]
@@ -81,7 +82,7 @@ pub enum Method {
         /// Task id.
         id: String,
         /// New status.
-        #[arg(long)]
+        #[arg(long, value_parser = crate::flags::status_values())]
         status: Option<Status>,
         /// Lease token from the claim: refused if the lease was lost since.
         #[arg(long)]
@@ -128,7 +129,7 @@ pub enum Method {
     #[command(name = "reset_status", visible_alias = "reset-status")]
     ResetStatus {
         /// The new status.
-        #[arg(long)]
+        #[arg(long, value_parser = crate::flags::status_values())]
         status: Status,
         /// Which tasks (default: all).
         #[arg(long)]
@@ -195,14 +196,26 @@ fn print_docs(tasks: &[Task], json_out: bool) -> anyhow::Result<()> {
         let docs: Vec<Value> = tasks.iter().map(Task::to_document).collect();
         return output::write_json(&docs, None);
     }
+    let shown = distinguishing(tasks);
     println!(
-        "{:<10} {:<10} {:>8} {:>8}  def",
-        "_id", "status", "priority", "attempts"
+        "{:<10} {:<10} {:>8} {:>8}  {}",
+        "_id",
+        "status",
+        "priority",
+        "attempts",
+        if shown.is_some() {
+            "def (the fields that differ)"
+        } else {
+            "def"
+        }
     );
-    for t in tasks {
-        let mut def = t.def.to_string();
-        if def.chars().count() > 80 {
-            def = def.chars().take(77).collect::<String>() + "...";
+    for (i, t) in tasks.iter().enumerate() {
+        let mut def = match &shown {
+            Some(rows) => rows[i].clone(),
+            None => t.def.to_string(),
+        };
+        if def.chars().count() > 100 {
+            def = def.chars().take(97).collect::<String>() + "...";
         }
         let prio = t.priority.map_or("-".to_string(), |p| p.to_string());
         println!(
@@ -211,6 +224,47 @@ fn print_docs(tasks: &[Task], json_out: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// For each task, the leaves of its definition whose value is not the same in every task
+/// (`path=value, ...`; rolling tasks differ by their segments, grids by their parameters):
+/// what tells the tasks apart, instead of the long prefix they share. `None` when fewer than
+/// two tasks or nothing differs.
+fn distinguishing(tasks: &[Task]) -> Option<Vec<String>> {
+    if tasks.len() < 2 {
+        return None;
+    }
+    let flat: Vec<BTreeMap<String, Value>> = tasks
+        .iter()
+        .map(|t| qtask_core::path::flatten(&t.def).into_iter().collect())
+        .collect();
+    let mut paths: Vec<&String> = flat.iter().flat_map(|m| m.keys()).collect();
+    paths.sort();
+    paths.dedup();
+    let differ: Vec<&String> = paths
+        .into_iter()
+        .filter(|p| flat.iter().any(|m| m.get(*p) != flat[0].get(*p)))
+        .collect();
+    if differ.is_empty() {
+        return None;
+    }
+    Some(
+        flat.iter()
+            .map(|m| {
+                differ
+                    .iter()
+                    .map(|p| {
+                        let v = m.get(*p).map_or("-".to_string(), |v| match v {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        });
+                        format!("{p}={v}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .collect(),
+    )
 }
 
 fn print_stat(stat: &TaskStat, json_out: bool) -> anyhow::Result<()> {
@@ -396,6 +450,10 @@ pub fn run(args: ManageArgs) -> anyhow::Result<()> {
             })?;
             bar.finish_and_clear();
             if !finished {
+                // Scripts get the counts either way; exit 3 says they are not final.
+                if json_out {
+                    print_stat(&last, true)?;
+                }
                 let left: Vec<String> = last
                     .iter()
                     .filter(|(s, _)| {

@@ -9,6 +9,8 @@ pub mod example;
 pub mod exp;
 pub mod generate;
 pub mod manage;
+pub mod online;
+pub mod predict;
 pub mod qrun;
 pub mod report;
 pub mod rolling;

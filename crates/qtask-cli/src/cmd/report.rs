@@ -27,7 +27,7 @@ pub struct ReportArgs {
 /// Runs `qtask report`.
 pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     let store = args.tracking.open(false)?;
-    report_experiment(
+    let windows = report_experiment(
         &store,
         &args.experiment,
         args.provider_uri.as_deref(),
@@ -35,6 +35,12 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         &format!("qtask report: {}", args.experiment),
         vec![format!("runs store: {}", store.uri())],
     )?;
-    println!("{}", args.out.display());
+    println!(
+        "wrote {} ({} window(s) of experiment `{}`, {})",
+        args.out.display(),
+        windows.len(),
+        args.experiment,
+        crate::output::file_size(&args.out)
+    );
     Ok(())
 }

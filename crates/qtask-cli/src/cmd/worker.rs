@@ -47,10 +47,10 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub query: Option<String>,
     /// Claim tasks in this status: waiting (the task gets its definition) or part_done (its result).
-    #[arg(long, default_value = "waiting")]
+    #[arg(long, default_value = "waiting", value_parser = crate::flags::status_values())]
     pub before_status: Status,
     /// Commit with this status.
-    #[arg(long, default_value = "done")]
+    #[arg(long, default_value = "done", value_parser = crate::flags::status_values())]
     pub after_status: Status,
     /// Task slots running at once.
     #[arg(long, default_value_t = 1)]

@@ -1,5 +1,6 @@
 //! Output helpers shared by the subcommands: JSON printing, one-line errors, progress bars.
 
+pub mod online;
 pub mod progress;
 pub mod study;
 pub mod tables;
@@ -82,6 +83,20 @@ pub fn write_json<T: Serialize>(value: &T, out: Option<&Path>) -> anyhow::Result
     Ok(())
 }
 
+/// A file's size for people (`12.3 KiB`), or `?` when it cannot be read.
+pub fn file_size(path: &Path) -> String {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return "?".into();
+    };
+    let b = meta.len() as f64;
+    match b {
+        b if b < 1024.0 => format!("{b} B"),
+        b if b < 1024.0 * 1024.0 => format!("{:.1} KiB", b / 1024.0),
+        b if b < 1024.0 * 1024.0 * 1024.0 => format!("{:.1} MiB", b / (1024.0 * 1024.0)),
+        b => format!("{:.2} GiB", b / (1024.0 * 1024.0 * 1024.0)),
+    }
+}
+
 /// Writes a file through a temporary sibling and a rename, so readers never see half a file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     qtask_core::fsutil::write_atomic(path, bytes)
@@ -92,11 +107,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 pub fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
-        ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} ({elapsed})")
+        ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} ({elapsed}) {msg}")
             .expect("valid template")
             .progress_chars("=> "),
     );
-    pb.set_message(what.to_string());
+    pb.set_prefix(what.to_string());
     pb
 }
 

@@ -41,7 +41,12 @@ impl TableSummary {
             (Some(s), Some(e)) => format!("{s}..{e}"),
             _ => "no dates".into(),
         };
-        format!("{} rows, {range} -> {}", self.rows, self.out.display())
+        format!(
+            "{} rows, {range} -> {} ({})",
+            self.rows,
+            self.out.display(),
+            super::file_size(&self.out)
+        )
     }
 }
 

@@ -95,6 +95,23 @@ impl FromStr for RollStep {
     }
 }
 
+impl std::fmt::Display for RollStep {
+    /// The text [`RollStep::from_str`] reads back: `40`, `1W`, `3M`, `1Y`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            RollStep::Days(n) => write!(f, "{n}"),
+            RollStep::Period { n, unit } => {
+                let u = match unit {
+                    CalUnit::Week => "W",
+                    CalUnit::Month => "M",
+                    CalUnit::Year => "Y",
+                };
+                write!(f, "{n}{u}")
+            }
+        }
+    }
+}
+
 impl RollStep {
     /// The period a day belongs to; consecutive periods have consecutive numbers.
     fn period_of(n: u32, unit: CalUnit, d: NaiveDate) -> i64 {
@@ -232,8 +249,35 @@ impl TaskGen for RollingGen<'_> {
         }
         let task1 = self.finish(task.clone(), &segs)?;
         let mut out = vec![task1.clone()];
+        out.extend(self.following(&task1, segs, test_end)?);
+        Ok(out)
+    }
+}
 
-        let mut prev = segs;
+impl RollingGen<'_> {
+    /// Qlib's `gen_following_tasks`: the tasks after `task` (itself excluded), each a copy of
+    /// it with every segment shifted one more step (the train segment expands when rolling is
+    /// expanding), for as long as the test start is on or before `test_end` and the calendar
+    /// lasts. An online routine asks it for the windows that have come due by its day.
+    pub fn gen_following_tasks(&self, task: &Value, test_end: NaiveDate) -> Result<Vec<Value>> {
+        let segs = read_segments(task, self.ta, "the rolling generator")?;
+        self.test_segment(&segs)?.start.ok_or_else(|| {
+            CoreError::Template(format!(
+                "`{SEGMENTS_PATH}.{}` needs a start date for rolling",
+                self.test_key
+            ))
+        })?;
+        self.following(task, segs, test_end)
+    }
+
+    /// The windows after the one whose segments are `prev`, as copies of `base`.
+    fn following(
+        &self,
+        base: &Value,
+        mut prev: Vec<(String, Segment)>,
+        test_end: NaiveDate,
+    ) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
         loop {
             let prev_start = self
                 .test_segment(&prev)?
@@ -269,7 +313,7 @@ impl TaskGen for RollingGen<'_> {
             if matches!(self.step, RollStep::Period { .. }) {
                 slot.end = self.window_end(self.idx(start));
             }
-            out.push(self.finish(task1.clone(), &next)?);
+            out.push(self.finish(base.clone(), &next)?);
             prev = next;
         }
     }
@@ -333,6 +377,9 @@ mod tests {
                 unit: CalUnit::Week
             }
         );
+        for text in ["40", "1W", "3M", "2Y"] {
+            assert_eq!(text.parse::<RollStep>().unwrap().to_string(), text);
+        }
         for bad in ["0", "-5", "3X", "0M", "M3", ""] {
             assert!(bad.parse::<RollStep>().is_err(), "{bad}");
         }

@@ -211,7 +211,7 @@ impl DMatrix {
     /// `xgboost.DMatrix(numpy_array, label=...)` builds it.
     pub fn from_rows(x: &[f32], n_features: usize, label: Option<&[f32]>) -> Result<DMatrix> {
         let api = api()?;
-        if n_features == 0 || x.len() % n_features != 0 {
+        if n_features == 0 || !x.len().is_multiple_of(n_features) {
             return Err(ModelError::Invalid(format!(
                 "{} values are not whole rows of {n_features} features",
                 x.len()

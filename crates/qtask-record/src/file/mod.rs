@@ -471,6 +471,12 @@ impl Backend for FileStore {
         self.find_run(run_id).map(|(_, info)| info)
     }
 
+    fn delete_run(&self, run: &RunInfo) -> Result<()> {
+        let (dir, mut info) = self.active_run(run)?;
+        info.lifecycle_stage = "deleted".into();
+        meta::write_run(&dir, &info, Some(now_millis()))
+    }
+
     fn update_run(
         &self,
         run: &RunInfo,

@@ -206,6 +206,17 @@ pub fn exercise(store: &RecordStore) -> Written {
     );
     second.end(RunStatus::Failed).unwrap();
     tick();
+    // A deleted run: no longer listed, still readable (marked deleted), no longer changeable.
+    let mut gone = exp.start_run(Some("deleted")).unwrap();
+    gone.set_tag("train_status", "begin_task_train").unwrap();
+    gone.delete().unwrap();
+    assert_eq!(gone.info().lifecycle_stage, "deleted");
+    assert_eq!(
+        store.run(gone.id()).unwrap().info().lifecycle_stage,
+        "deleted"
+    );
+    assert!(gone.set_tag("train_status", "end_task_train").is_err());
+    tick();
     let third: Run = exp.start_run(Some("third")).unwrap();
 
     // Newest first, filtered by status.

@@ -3,6 +3,7 @@
 mod backtest;
 mod ensemble;
 mod features;
+mod online;
 mod pit;
 mod pool;
 mod rolling;
@@ -31,6 +32,8 @@ pub enum BenchCommand {
     Backtest(backtest::BenchBacktestArgs),
     /// Response time of the dashboard's pages over a pool of a million tasks.
     Ui(ui::BenchUiArgs),
+    /// Qlib's online simulation (LightGBM, step 20, 75 trading days): seconds, peak memory.
+    Online(online::BenchOnlineArgs),
     /// A pool at scale: create N tasks, drain them, then claim latency among N done tasks.
     Scale(scale::BenchScaleArgs),
 }
@@ -47,6 +50,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Backtest(a) => backtest::run(a),
         BenchCommand::Ui(a) => ui::run(a),
         BenchCommand::Scale(a) => scale::run(a),
+        BenchCommand::Online(a) => online::run(a),
     }
 }
 
