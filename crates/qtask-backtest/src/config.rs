@@ -179,6 +179,56 @@ pub enum StrategyConfig {
     TopkWeightStrategy(TopkWeight),
 }
 
+/// The module of Qlib's pre-0.8 strategies.
+const LEGACY_STRATEGY_MODULE: &str = "qlib.contrib.strategy.strategy";
+
+/// A pre-0.8 portfolio analysis config rewritten as Qlib 0.9 writes it: the strategy gets
+/// `signal: <PRED>` (the prediction it was fed) and its 0.9 module; the exchange settings of
+/// `backtest` (`limit_threshold`, `deal_price`, costs, `trade_unit`) move into
+/// `exchange_kwargs`; `verbose` (printing only) is dropped.
+fn modernize(config: &Value) -> Result<Value> {
+    let mut c = config.clone();
+    let strategy = c
+        .get_mut("strategy")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| cfg("portfolio analysis config: `strategy` must be a map"))?;
+    strategy.insert("module_path".into(), Value::from("qlib.contrib.strategy"));
+    let kwargs = strategy
+        .entry("kwargs")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if let Some(kw) = kwargs.as_object_mut()
+        && !["signal", "model", "dataset"]
+            .iter()
+            .any(|k| kw.contains_key(*k))
+    {
+        kw.insert("signal".into(), Value::from("<PRED>"));
+    }
+    if let Some(bt) = c.get_mut("backtest").and_then(Value::as_object_mut) {
+        bt.remove("verbose");
+        let mut exchange = bt
+            .remove("exchange_kwargs")
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default();
+        for k in [
+            "limit_threshold",
+            "deal_price",
+            "open_cost",
+            "close_cost",
+            "min_cost",
+            "impact_cost",
+            "trade_unit",
+        ] {
+            if let Some(v) = bt.remove(k) {
+                exchange.insert(k.into(), v);
+            }
+        }
+        if !exchange.is_empty() {
+            bt.insert("exchange_kwargs".into(), Value::Object(exchange));
+        }
+    }
+    Ok(c)
+}
+
 impl StrategyConfig {
     /// The number of stocks the strategy holds.
     pub fn topk(&self) -> usize {
@@ -816,18 +866,10 @@ impl BacktestConfig {
             .get("strategy")
             .ok_or_else(|| cfg("portfolio analysis config needs `strategy`"))?;
         // Some configs in Qlib's repository still use the pre-0.8 backtest (a strategy from
-        // `qlib.contrib.strategy.strategy`, flat `backtest` keys); Qlib 0.9 fails on them after
-        // the model has trained. Say so before anything runs, with what to write instead.
-        if strategy_v.get("module_path").and_then(Value::as_str)
-            == Some("qlib.contrib.strategy.strategy")
-        {
-            return Err(cfg(
-                "the strategy's module `qlib.contrib.strategy.strategy` is Qlib's pre-0.8 \
-                 backtest API, which Qlib 0.9 cannot run either: write `module_path: \
-                 qlib.contrib.strategy` with `signal: <PRED>` in its kwargs, and `backtest` as \
-                 {start_time, end_time, account, benchmark, exchange_kwargs: {limit_threshold, \
-                 deal_price, open_cost, close_cost, min_cost}} (docs/backtest.md)",
-            ));
+        // `qlib.contrib.strategy.strategy` fed the prediction implicitly, exchange settings
+        // flat in `backtest`): read them as the 0.9 config they mean.
+        if strategy_v.get("module_path").and_then(Value::as_str) == Some(LEGACY_STRATEGY_MODULE) {
+            return BacktestConfig::from_port_analysis(&modernize(config)?);
         }
         let (strategy, seed) = StrategyConfig::from_qlib(strategy_v)?;
         let exec = parse_executor(m.get("executor"))?;
@@ -898,6 +940,37 @@ impl BacktestConfig {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_pre_0_8_format_reads_as_its_0_9_equivalent() {
+        let legacy = json!({
+            "strategy": {"class": "TopkDropoutStrategy",
+                         "module_path": "qlib.contrib.strategy.strategy",
+                         "kwargs": {"topk": 50, "n_drop": 5}},
+            "backtest": {"verbose": false, "limit_threshold": 0.095, "account": 100000000,
+                         "benchmark": "SH000300", "deal_price": "close", "open_cost": 0.0005,
+                         "close_cost": 0.0015, "min_cost": 5}
+        });
+        let modern = json!({
+            "strategy": {"class": "TopkDropoutStrategy", "module_path": "qlib.contrib.strategy",
+                         "kwargs": {"signal": "<PRED>", "topk": 50, "n_drop": 5}},
+            "backtest": {"account": 100000000, "benchmark": "SH000300",
+                         "exchange_kwargs": {"limit_threshold": 0.095, "deal_price": "close",
+                                             "open_cost": 0.0005, "close_cost": 0.0015,
+                                             "min_cost": 5}}
+        });
+        assert_eq!(
+            BacktestConfig::from_port_analysis(&legacy).unwrap(),
+            BacktestConfig::from_port_analysis(&modern).unwrap()
+        );
+        // An unknown key is still refused.
+        let mut bad = legacy.clone();
+        bad["backtest"]["leverage"] = json!(2);
+        let err = BacktestConfig::from_port_analysis(&bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("leverage"), "{err}");
+    }
 
     fn benchmark_yaml_config() -> Value {
         json!({

@@ -305,9 +305,15 @@ fn ensemble_combines_files_in_the_given_order() {
         ],
         dir.path(),
     );
+    let size = std::fs::metadata(dir.path().join("ab.parquet"))
+        .unwrap()
+        .len() as f64
+        / 1024.0;
     assert_eq!(
         ok_stdout(&out),
-        "rolling ensemble of 2 files: 2 rows, 2020-01-02..2020-01-03 -> ab.parquet\n"
+        format!(
+            "rolling ensemble of 2 files: 2 rows, 2020-01-02..2020-01-03 -> ab.parquet ({size:.1} KiB)\n"
+        )
     );
     let ab = PredTable::read_parquet(&dir.path().join("ab.parquet")).unwrap();
     assert_eq!(values(&ab), [(2, "A".into(), 5.0), (3, "A".into(), 2.0)]);

@@ -154,9 +154,7 @@ fn status_class(status: &str) -> &'static str {
     }
 }
 
-/// Longest id shown in full; longer ids are cut and keep the full value in a tooltip.
-
-/// A table cell for a run or task id: short prefix shown, full id on hover.
+/// A table cell for a run or task id: CSS shows a short prefix, the page holds the whole id.
 fn id_cell(id: Option<&str>) -> String {
     match id.filter(|id| !id.is_empty()) {
         None => format!("<td>{}</td>", crate::format::MISSING),
