@@ -103,24 +103,7 @@ impl Handler {
         cache: Option<&FeatureCache>,
         tick: &(dyn Fn() + Sync),
     ) -> Result<Handler> {
-        let raw = load_raw(provider, config, cache, tick)?;
-        let mut h = Handler {
-            config: config.clone(),
-            n_features: config.features.len(),
-            learn_base_nf: config.features.len(),
-            shared: Frame::default(),
-            infer: Frame::default(),
-            raw,
-            source: None,
-        };
-        h.process(
-            RawSource {
-                provider: provider.clone(),
-                cache: cache.cloned(),
-            },
-            true,
-        );
-        Ok(h)
+        Handler::load_with(provider, config, cache, tick, true)
     }
 
     /// Computes the fields and runs processors that were fitted before (their statistics in
@@ -131,6 +114,17 @@ impl Handler {
         config: &HandlerConfig,
         cache: Option<&FeatureCache>,
         tick: &(dyn Fn() + Sync),
+    ) -> Result<Handler> {
+        Handler::load_with(provider, config, cache, tick, false)
+    }
+
+    /// Computes the fields and runs the processors, fitting the fitted ones when `fit`.
+    fn load_with(
+        provider: &Provider,
+        config: &HandlerConfig,
+        cache: Option<&FeatureCache>,
+        tick: &(dyn Fn() + Sync),
+        fit: bool,
     ) -> Result<Handler> {
         let raw = load_raw(provider, config, cache, tick)?;
         let mut h = Handler {
@@ -147,7 +141,7 @@ impl Handler {
                 provider: provider.clone(),
                 cache: cache.cloned(),
             },
-            false,
+            fit,
         );
         Ok(h)
     }

@@ -181,6 +181,18 @@ fn strategy(g: &GenFlags) -> anyhow::Result<(RollingStrategy, PathBuf)> {
     Ok((strategy, provider))
 }
 
+/// What `init` and `simulate` start from: the strategy, the data folder, and the manager's
+/// config for `experiment` (default: the template file's name).
+fn setup(
+    g: &GenFlags,
+    experiment: Option<&str>,
+    manager: &ManagerFlags,
+) -> anyhow::Result<(RollingStrategy, PathBuf, OnlineConfig)> {
+    let (strategy, provider) = strategy(g)?;
+    let experiment = experiment.map_or_else(|| stem(&g.template), str::to_string);
+    Ok((strategy, provider, manager.config(experiment, None)?))
+}
+
 /// Runs `qtask online ...`.
 pub fn run(cmd: OnlineCommand) -> anyhow::Result<()> {
     match cmd {
@@ -193,12 +205,7 @@ pub fn run(cmd: OnlineCommand) -> anyhow::Result<()> {
 }
 
 fn init(a: InitArgs) -> anyhow::Result<()> {
-    let (strategy, provider) = strategy(&a.generate)?;
-    let experiment = a
-        .experiment
-        .clone()
-        .unwrap_or_else(|| stem(&a.generate.template));
-    let config = a.manager.config(experiment, None)?;
+    let (strategy, provider, config) = setup(&a.generate, a.experiment.as_deref(), &a.manager)?;
     let (_, report) = OnlineManager::init(
         config,
         strategy,
@@ -220,12 +227,7 @@ fn routine(a: RoutineArgs) -> anyhow::Result<()> {
 }
 
 fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
-    let (strategy, provider) = strategy(&a.generate)?;
-    let experiment = a
-        .experiment
-        .clone()
-        .unwrap_or_else(|| stem(&a.generate.template));
-    let config = a.manager.config(experiment, None)?;
+    let (strategy, provider, config) = setup(&a.generate, a.experiment.as_deref(), &a.manager)?;
     let m = OnlineManager::simulate(
         config,
         strategy,

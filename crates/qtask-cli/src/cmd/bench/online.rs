@@ -119,7 +119,7 @@ pub fn run(a: BenchOnlineArgs) -> anyhow::Result<()> {
         &Quiet,
     )?;
     let simulate_secs = start.elapsed().as_secs_f64();
-    let out = write_outputs(&m, &run.join("out"))?;
+    write_outputs(&m, &run.join("out"))?;
     let total = start.elapsed().as_secs_f64();
     let state = m.state();
     let routines = state
@@ -129,7 +129,6 @@ pub fn run(a: BenchOnlineArgs) -> anyhow::Result<()> {
         .count();
     let signal_rows = m.signals()?.map_or(0, |s| s.len());
     let _ = std::fs::remove_dir_all(&cache);
-    let _ = out;
     write_json(
         &json!({
             "instruments": a.instruments,
